@@ -1,0 +1,237 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/connectd/connectd/cdc"
+	"github.com/connectd/connectd/configs"
+	"github.com/connectd/connectd/offsets"
+)
+
+// Env is what a connector gets from the runtime besides its config.
+type Env struct {
+	// Name is the connector's name from the pipeline.
+	Name string
+	// Logger is already annotated with the connector's name.
+	Logger *slog.Logger
+	// DataDir is a directory the connector may keep local state in.
+	DataDir string
+}
+
+// SourceFactory builds a source from its config. It must not connect to
+// anything: that happens in Open. It returns positioned config errors.
+type SourceFactory func(cfg cdc.ConfigDecoder, env Env) (cdc.Source, error)
+
+// SinkFactory builds a sink from its config without connecting.
+type SinkFactory func(cfg cdc.ConfigDecoder, env Env) (cdc.Sink, error)
+
+// TransformFactory builds a transform from its config mapping (which
+// includes the `type` key).
+type TransformFactory func(cfg cdc.ConfigDecoder) (cdc.Transform, error)
+
+// Registry maps connector and transform type names to their factories. The
+// binary builds one explicitly; there is no global registration.
+type Registry struct {
+	sources    map[string]SourceFactory
+	sinks      map[string]SinkFactory
+	transforms map[string]TransformFactory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{
+		sources:    map[string]SourceFactory{},
+		sinks:      map[string]SinkFactory{},
+		transforms: map[string]TransformFactory{},
+	}
+}
+
+// Source registers a source type.
+func (r *Registry) Source(typ string, f SourceFactory) { r.sources[typ] = f }
+
+// Sink registers a sink type.
+func (r *Registry) Sink(typ string, f SinkFactory) { r.sinks[typ] = f }
+
+// Transform registers a transform type.
+func (r *Registry) Transform(typ string, f TransformFactory) { r.transforms[typ] = f }
+
+// SourceTypes returns the registered source types, sorted.
+func (r *Registry) SourceTypes() []string { return sortedKeys(r.sources) }
+
+// SinkTypes returns the registered sink types, sorted.
+func (r *Registry) SinkTypes() []string { return sortedKeys(r.sinks) }
+
+// TransformTypes returns the registered transform types, sorted.
+func (r *Registry) TransformTypes() []string { return sortedKeys(r.transforms) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// section adapts configs.Section to cdc.ConfigDecoder.
+type section struct{ s configs.Section }
+
+func (s section) Decode(out any) error { return s.s.Decode(out) }
+
+// Errorf returns an error positioned at key's value in the section.
+func (s section) Errorf(key, format string, args ...any) error {
+	return s.s.Errorf(key, format, args...)
+}
+
+// built holds the connectors of a pipeline, constructed but not opened.
+type built struct {
+	sources []builtSource
+	sinks   []builtSink
+}
+
+// builtSource is a validated source. Each run of its task builds a fresh
+// instance with newSource, so a restart never reuses a closed connector.
+type builtSource struct {
+	cfg        configs.Source
+	newSource  func() (cdc.Source, error)
+	transforms []cdc.Transform
+}
+
+type builtSink struct {
+	cfg        configs.Sink
+	newSink    func() (cdc.Sink, error)
+	transforms []cdc.Transform
+}
+
+// Check builds every connector and transform of p without starting any and
+// returns every problem found (errors.Join of positioned errors).
+func (r *Registry) Check(p *configs.Pipeline, logger *slog.Logger) error {
+	_, err := r.build(p, logger)
+	return err
+}
+
+func (r *Registry) build(p *configs.Pipeline, logger *slog.Logger) (*built, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	b := &built{}
+	for _, sc := range p.Sources {
+		env := Env{Name: sc.Name, Logger: logger.With("connector", sc.Name), DataDir: connectorDir(p, sc.Name)}
+		f, ok := r.sources[sc.Type]
+		if !ok {
+			errs = append(errs, configs.Errorf(sc.TypePos, sc.Path+".type", "unknown source type %q; known source types: %s", sc.Type, strings.Join(r.SourceTypes(), ", ")))
+			continue
+		}
+		src, err := f(section{sc.Config}, env)
+		if err != nil {
+			errs = append(errs, annotate(sc.Config, err))
+		}
+		ts, err := r.buildTransforms(sc.Transforms)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if src != nil {
+			sec := section{sc.Config}
+			b.sources = append(b.sources, builtSource{cfg: sc, transforms: ts,
+				newSource: func() (cdc.Source, error) { return f(sec, env) }})
+		}
+	}
+	for _, sc := range p.Sinks {
+		env := Env{Name: sc.Name, Logger: logger.With("connector", sc.Name), DataDir: connectorDir(p, sc.Name)}
+		f, ok := r.sinks[sc.Type]
+		if !ok {
+			errs = append(errs, configs.Errorf(sc.TypePos, sc.Path+".type", "unknown sink type %q; known sink types: %s", sc.Type, strings.Join(r.SinkTypes(), ", ")))
+			continue
+		}
+		snk, err := f(section{sc.Config}, env)
+		if err != nil {
+			errs = append(errs, annotate(sc.Config, err))
+		}
+		ts, err := r.buildTransforms(sc.Transforms)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if snk != nil {
+			sec := section{sc.Config}
+			b.sinks = append(b.sinks, builtSink{cfg: sc, transforms: ts,
+				newSink: func() (cdc.Sink, error) { return f(sec, env) }})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (r *Registry) buildTransforms(tcs []configs.Transform) ([]cdc.Transform, error) {
+	var errs []error
+	var out []cdc.Transform
+	for _, tc := range tcs {
+		f, ok := r.transforms[tc.Type]
+		if !ok {
+			known := "none yet"
+			if len(r.transforms) > 0 {
+				known = strings.Join(r.TransformTypes(), ", ")
+			}
+			errs = append(errs, configs.Errorf(tc.TypePos, tc.Path+".type", "unknown transform type %q; known transform types: %s", tc.Type, known))
+			continue
+		}
+		t, err := f(section{tc.Config})
+		if err != nil {
+			errs = append(errs, annotate(tc.Config, err))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
+
+// annotate gives an unpositioned connector error the position of the
+// connector's config block, so every problem printed has a file:line:col.
+func annotate(s configs.Section, err error) error {
+	if len(configs.Problems(err)) > 0 {
+		return err
+	}
+	return configs.Errorf(s.Pos(), s.Path(), "%v", err)
+}
+
+func connectorDir(p *configs.Pipeline, name string) string {
+	return p.Worker.DataDir + "/connectors/" + name
+}
+
+// ErrUnknownConnector means a name matches no configured connector.
+var ErrUnknownConnector = errors.New("unknown connector")
+
+// OffsetKey returns the offset-store key of the source named name in p.
+func (r *Registry) OffsetKey(p *configs.Pipeline, name string) (offsets.Key, error) {
+	for _, sc := range p.Sources {
+		if sc.Name != name {
+			continue
+		}
+		f, ok := r.sources[sc.Type]
+		if !ok {
+			return offsets.Key{}, fmt.Errorf("source %q has unknown type %q", name, sc.Type)
+		}
+		src, err := f(section{sc.Config}, Env{Name: name, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return offsets.Key{}, err
+		}
+		return sourceKey(name, src), nil
+	}
+	return offsets.Key{}, fmt.Errorf("%w: no source named %q in %s", ErrUnknownConnector, name, p.File)
+}
+
+// sourceKey is the offset key of a source: its server name when it has
+// one, else the connector name.
+func sourceKey(name string, src cdc.Source) offsets.Key {
+	key := offsets.Key{Connector: name, Server: name}
+	if sn, ok := src.(cdc.ServerNamer); ok && sn.ServerName() != "" {
+		key.Server = sn.ServerName()
+	}
+	return key
+}

@@ -1,0 +1,262 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/connectd/connectd/cdc"
+	"github.com/connectd/connectd/offsets"
+)
+
+// runSource runs one attempt of a source task: open at the stored position,
+// read → transform → send to Kafka until soft is done or something fails,
+// then flush, commit the highest acknowledged position and close.
+func (w *Worker) runSource(soft, hard context.Context, bs *builtSource) (err error) {
+	name := bs.cfg.Name
+	src, err := bs.newSource()
+	if err != nil {
+		return cdc.Terminal(fmt.Errorf("building source: %w", err))
+	}
+	key := sourceKey(name, src)
+	pos, err := w.opts.Offsets.Get(hard, key)
+	if err != nil {
+		return fmt.Errorf("reading stored position of %s: %w", key, err)
+	}
+	log := w.log.With("connector", name)
+	if err := src.Open(soft, pos); err != nil {
+		_ = src.Close(hard)
+		return fmt.Errorf("opening source: %w", err)
+	}
+	log.Info("source started", "position", string(pos))
+	defer func() {
+		if cerr := src.Close(hard); cerr != nil && err == nil && soft.Err() == nil {
+			err = fmt.Errorf("closing source: %w", cerr)
+		}
+	}()
+
+	cp := offsets.NewCheckpointer(w.opts.MaxInFlight)
+	produceErr := make(chan error, 1)
+	produced := w.metrics.producedRecords.WithLabelValues(name)
+	writer := &kafka.Writer{
+		Addr:            kafka.TCP(w.opts.Kafka.Brokers...),
+		Balancer:        &kafka.Murmur2Balancer{},
+		RequiredAcks:    kafka.RequireAll,
+		Async:           true,
+		BatchSize:       w.opts.ProducerBatchSize,
+		BatchBytes:      8 << 20,
+		BatchTimeout:    w.opts.ProducerLinger,
+		MaxAttempts:     8,
+		WriteBackoffMin: 100 * time.Millisecond,
+		WriteBackoffMax: 2 * time.Second,
+		Compression:     kafka.Lz4,
+		Transport:       w.opts.Kafka.Transport(),
+		Completion: func(msgs []kafka.Message, err error) {
+			if err != nil {
+				select {
+				case produceErr <- fmt.Errorf("writing %d records to %s on %s: %w", len(msgs), msgs[0].Topic, w.opts.Kafka.Addr(), err):
+				default:
+				}
+				return
+			}
+			produced.Add(float64(len(msgs)))
+			// Acknowledge runs of messages that share a ticket at once.
+			for i := 0; i < len(msgs); {
+				t := msgs[i].WriterData.(*offsets.Ticket)
+				j := i + 1
+				for j < len(msgs) && msgs[j].WriterData == msgs[i].WriterData {
+					j++
+				}
+				t.Ack(j - i)
+				i = j
+			}
+		},
+	}
+
+	var lastSeq uint64
+	commit := func(ctx context.Context) error {
+		p, seq := cp.Committable()
+		if seq == lastSeq {
+			return nil
+		}
+		if err := w.opts.Offsets.Put(ctx, key, p); err != nil {
+			return fmt.Errorf("storing position: %w", err)
+		}
+		lastSeq = seq
+		w.metrics.lastCommit.WithLabelValues(name).SetToCurrentTime()
+		if err := src.Ack(ctx, p); err != nil {
+			return fmt.Errorf("acknowledging position to source: %w", err)
+		}
+		return nil
+	}
+
+	// The committer stores positions periodically while the loop reads.
+	loopCtx, stopLoop := context.WithCancelCause(soft)
+	defer stopLoop(nil)
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		tick := time.NewTicker(time.Duration(w.opts.Pipeline.Worker.OffsetFlushInterval))
+		defer tick.Stop()
+		uncommitted := w.metrics.uncommitted.WithLabelValues(name)
+		for {
+			select {
+			case <-loopCtx.Done():
+				return
+			case err := <-produceErr:
+				stopLoop(err)
+				return
+			case <-tick.C:
+				uncommitted.Set(float64(cp.InFlight()))
+				if err := commit(hard); err != nil {
+					stopLoop(err)
+					return
+				}
+			}
+		}
+	}()
+
+	loopErr := w.sourceLoop(loopCtx, bs, src, cp, writer)
+	stopLoop(loopErr)
+	<-commitDone
+
+	// Flush: let everything sent reach Kafka (bounded by hard), then store
+	// the highest acknowledged position.
+	closed := make(chan error, 1)
+	go func() { closed <- writer.Close() }()
+	select {
+	case <-closed:
+	case <-hard.Done():
+		log.Warn("shutdown timeout: records still in flight to Kafka are not committed and will be re-sent on restart", "in_flight", cp.InFlight())
+	}
+	select {
+	case perr := <-produceErr:
+		loopErr = errors.Join(loopErr, perr)
+	default:
+	}
+	if cause := context.Cause(loopCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		loopErr = errors.Join(loopErr, cause)
+	}
+	if cerr := commit(hard); cerr != nil {
+		loopErr = errors.Join(loopErr, cerr)
+	}
+	if p, _ := cp.Committable(); p != nil {
+		log.Info("source stopped", "committed", string(p))
+	}
+	if errors.Is(loopErr, context.Canceled) && soft.Err() != nil {
+		return nil
+	}
+	return loopErr
+}
+
+// sourceLoop reads, transforms and sends until ctx is done or an error.
+func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source, cp *offsets.Checkpointer, writer *kafka.Writer) error {
+	name := bs.cfg.Name
+	read := w.metrics.sourceRecords.WithLabelValues(name)
+	batchTime := w.metrics.batchSeconds.WithLabelValues(name, "source")
+	var scratch []byte
+	for {
+		recs, err := src.Read(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			w.metrics.errors.WithLabelValues(name, "read").Inc()
+			return fmt.Errorf("reading source: %w", err)
+		}
+		start := time.Now()
+		msgs, pos, err := w.prepare(ctx, recs, bs.transforms, &scratch)
+		if err != nil {
+			w.metrics.errors.WithLabelValues(name, "transform").Inc()
+			return err
+		}
+		t, err := cp.Track(ctx, len(msgs), pos)
+		if err != nil {
+			return nil // shutting down while waiting for room
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		for i := range msgs {
+			msgs[i].WriterData = t
+		}
+		if err := writer.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("sending records: %w", err)
+		}
+		read.Add(float64(len(msgs)))
+		batchTime.Observe(time.Since(start).Seconds())
+	}
+}
+
+// prepare expands deletes with their tombstones, runs the transform chain
+// and encodes the result. pos is the last non-nil position of recs: the
+// resume point once all of msgs are acknowledged.
+func (w *Worker) prepare(ctx context.Context, recs []cdc.Record, ts []cdc.Transform, scratch *[]byte) (msgs []kafka.Message, pos cdc.Position, err error) {
+	msgs = make([]kafka.Message, 0, len(recs)+len(recs)/8)
+	var newTopics []string
+	seen := map[string]bool{}
+	emit := func(r *cdc.Record) error {
+		if r.Topic == "" {
+			return cdc.Terminal(fmt.Errorf("%w: record without a topic (table %s.%s)", cdc.ErrBadEvent, r.Source.DB, r.Source.Table))
+		}
+		if !seen[r.Topic] {
+			seen[r.Topic] = true
+			newTopics = append(newTopics, r.Topic)
+		}
+		m := kafka.Message{Topic: r.Topic}
+		var err error
+		if r.Key != nil {
+			if m.Key, err = cdc.AppendKey(nil, r); err != nil {
+				return cdc.Terminal(fmt.Errorf("encoding key for %s: %w", r.Topic, err))
+			}
+		}
+		if !r.Tombstone {
+			*scratch, err = cdc.AppendValue((*scratch)[:0], r)
+			if err != nil {
+				return cdc.Terminal(fmt.Errorf("encoding value for %s: %w", r.Topic, err))
+			}
+			m.Value = append(make([]byte, 0, len(*scratch)), *scratch...)
+		}
+		for _, h := range r.Headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+		msgs = append(msgs, m)
+		return nil
+	}
+	for i := range recs {
+		r := &recs[i]
+		if r.Position != nil {
+			pos = r.Position
+		}
+		if r.Time.IsZero() {
+			r.Time = time.Now()
+		}
+		chain := []cdc.Record{*r}
+		if r.Op == cdc.OpDelete && !r.Tombstone && r.Key != nil {
+			chain = append(chain, cdc.Record{Topic: r.Topic, Key: r.Key, Tombstone: true, Op: cdc.OpDelete, Source: r.Source, Time: r.Time})
+		}
+		for _, t := range ts {
+			var next []cdc.Record
+			for _, in := range chain {
+				out, err := t.Apply(in)
+				if err != nil {
+					return nil, nil, cdc.Terminal(fmt.Errorf("transforming record of %s: %w", in.Topic, err))
+				}
+				next = append(next, out...)
+			}
+			chain = next
+		}
+		for j := range chain {
+			if err := emit(&chain[j]); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if err := w.topics.ensure(ctx, newTopics...); err != nil {
+		return nil, nil, fmt.Errorf("creating topics: %w", err)
+	}
+	return msgs, pos, nil
+}

@@ -1,0 +1,413 @@
+package runtime_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/cdc"
+	"github.com/connectd/connectd/configs"
+	"github.com/connectd/connectd/internal/kafkatest"
+	"github.com/connectd/connectd/offsets"
+	"github.com/connectd/connectd/runtime"
+	"github.com/connectd/connectd/sinks/file"
+	"github.com/connectd/connectd/sources/generator"
+)
+
+func registry(extra func(*runtime.Registry)) *runtime.Registry {
+	reg := runtime.NewRegistry()
+	reg.Source("generator", func(c cdc.ConfigDecoder, env runtime.Env) (cdc.Source, error) {
+		s, err := generator.New(c, env.Name)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+	reg.Sink("file", func(c cdc.ConfigDecoder, env runtime.Env) (cdc.Sink, error) {
+		s, err := file.New(c, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+	if extra != nil {
+		extra(reg)
+	}
+	return reg
+}
+
+func pipeline(t *testing.T, yaml string) *configs.Pipeline {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pipeline.yaml")
+	yaml = strings.ReplaceAll(yaml, "$DIR", dir)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := configs.Load(path, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("loading pipeline: %v", err)
+	}
+	return p
+}
+
+type runningWorker struct {
+	w      *runtime.Worker
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, p *configs.Pipeline, reg *runtime.Registry, addr string, store runtime.OffsetStore, opts ...func(*runtime.Options)) *runningWorker {
+	t.Helper()
+	o := runtime.Options{Pipeline: p, Registry: reg, Kafka: kafkatest.Conn(addr), Offsets: store,
+		RetryBackoff: 50 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	w, err := runtime.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rw := &runningWorker{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { rw.done <- w.Run(ctx) }()
+	t.Cleanup(func() { rw.stop(t) })
+	return rw
+}
+
+func (rw *runningWorker) stop(t *testing.T) {
+	t.Helper()
+	if rw.cancel == nil {
+		return
+	}
+	rw.cancel()
+	rw.cancel = nil
+	select {
+	case err := <-rw.done:
+		if err != nil {
+			t.Errorf("worker stopped with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("worker did not stop within 20s")
+	}
+}
+
+func readLines(t *testing.T, path string) []file.Line {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []file.Line
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l file.Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("bad line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const genPipeline = `
+kafka: {topic_partitions: 3}
+worker: {data_dir: $DIR/data, http: "127.0.0.1:0", offset_flush_interval: 50ms}
+sources:
+  - name: gen
+    type: generator
+    config: {topic_prefix: demo, tables: [inv.items, inv.orders], keys: 40, total: 3000, txn_size: 3}
+sinks:
+  - name: out
+    type: file
+    topics_regex: "demo\\.inv\\..*"
+    config: {path: $DIR/out.jsonl}
+`
+
+// TestPipelineDeliversEveryEventInKeyOrder runs generator → Kafka → file in
+// one process and checks the file against the generator's own model.
+func TestPipelineDeliversEveryEventInKeyOrder(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, "")
+	p := pipeline(t, genPipeline)
+	store, _ := offsets.OpenFile(filepath.Join(t.TempDir(), "offsets.json"))
+	rw := start(t, p, registry(nil), b.Addr(), store)
+	out := filepath.Join(filepath.Dir(p.File), "out.jsonl")
+
+	var want []cdc.Record
+	generator.Replay(generator.Config{TopicPrefix: "demo", Tables: []string{"inv.items", "inv.orders"}, Keys: 40, Total: 3000, TxnSize: 3}, 3000, func(r cdc.Record) { want = append(want, r) })
+	wantLines := len(want)
+	for _, r := range want {
+		if r.Op == cdc.OpDelete {
+			wantLines++ // its tombstone
+		}
+	}
+	waitFor(t, fmt.Sprintf("%d lines in the file sink", wantLines), 30*time.Second, func() bool { return len(readLines(t, out)) >= wantLines })
+	waitFor(t, "position {\"seq\":3000} stored", 10*time.Second, func() bool {
+		pos, _ := store.Get(context.Background(), offsets.Key{Connector: "gen", Server: "demo"})
+		return string(pos) == `{"seq":3000}`
+	})
+
+	// /healthz is 200 while everything runs, /metrics counts records.
+	resp, err := http.Get("http://" + rw.w.HTTPAddr() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz = %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get("http://" + rw.w.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`connectd_source_records_produced_total{connector="gen"} ` + fmt.Sprint(wantLines), `connectd_sink_records_total{connector="out"} ` + fmt.Sprint(wantLines), "connectd_batch_duration_seconds_bucket", `connectd_connector_state{connector="gen",state="RUNNING"} 1`} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
+	rw.stop(t)
+
+	checkAgainstModel(t, readLines(t, out), want, false)
+}
+
+// checkAgainstModel verifies a file sink's lines against the generator's
+// events: every event present, per key in order (duplicates allowed when
+// dups is true, as re-delivery after a crash), a tombstone after every
+// delete, and the final value per key equal to the model's.
+func checkAgainstModel(t *testing.T, lines []file.Line, want []cdc.Record, dups bool) {
+	t.Helper()
+	type event struct{ seq int64 }
+	wantByKey := map[string][]int64{}
+	final := map[string]string{}
+	for _, r := range want {
+		k, _ := cdc.AppendKey(nil, &r)
+		key := r.Topic + string(k)
+		wantByKey[key] = append(wantByKey[key], r.Source.Extra.Value("seq").(int64))
+		if r.After == nil {
+			final[key] = ""
+		} else {
+			a, _ := cdc.AppendValue(nil, &cdc.Record{Op: cdc.OpRead, After: r.After})
+			final[key] = string(a)
+		}
+	}
+	gotByKey := map[string][]int64{}
+	gotFinal := map[string]string{}
+	lastWasDelete := map[string]bool{}
+	for i, l := range lines {
+		key := l.Topic + string(l.Key)
+		if string(l.Value) == "null" {
+			if !lastWasDelete[key] {
+				t.Fatalf("line %d: tombstone for %s does not follow a delete", i, key)
+			}
+			lastWasDelete[key] = false
+			continue
+		}
+		var v struct {
+			Op     string          `json:"op"`
+			After  json.RawMessage `json:"after"`
+			Source struct {
+				Seq int64 `json:"seq"`
+			} `json:"source"`
+		}
+		if err := json.Unmarshal(l.Value, &v); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		gotByKey[key] = append(gotByKey[key], v.Source.Seq)
+		lastWasDelete[key] = v.Op == "d"
+		if v.Op == "d" {
+			gotFinal[key] = ""
+		} else {
+			var row cdc.Record
+			m := cdc.Message{Value: l.Value}
+			row, _ = m.Decode()
+			a, _ := cdc.AppendValue(nil, &cdc.Record{Op: cdc.OpRead, After: row.After})
+			gotFinal[key] = string(a)
+		}
+	}
+	for key, seqs := range wantByKey {
+		got := gotByKey[key]
+		// Reduce got to first occurrences; with replays, a key may repeat a
+		// suffix of its history but never skip or reorder.
+		var dedup []int64
+		seen := map[int64]bool{}
+		for _, s := range got {
+			if seen[s] {
+				if !dups {
+					t.Fatalf("key %s: event %d delivered twice", key, s)
+				}
+				continue
+			}
+			seen[s] = true
+			dedup = append(dedup, s)
+		}
+		if fmt.Sprint(dedup) != fmt.Sprint(seqs) {
+			t.Fatalf("key %s: events %v, want %v", key, dedup, seqs)
+		}
+		if gotFinal[key] != final[key] {
+			t.Fatalf("key %s: final state %s, want %s", key, gotFinal[key], final[key])
+		}
+	}
+}
+
+// failingSink fails its first writes, then works: the task must restart
+// and nothing may be lost or committed early.
+type failingSink struct {
+	mu    *sync.Mutex
+	fails *int
+	got   *[]cdc.Message
+}
+
+func (s failingSink) Open(context.Context) error  { return nil }
+func (s failingSink) Close(context.Context) error { return nil }
+func (s failingSink) Write(_ context.Context, b []cdc.Message) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *s.fails > 0 {
+		*s.fails--
+		// Half the batch made it: the runtime must commit exactly that.
+		*s.got = append(*s.got, b[:len(b)/2]...)
+		return len(b) / 2, errors.New("store unavailable")
+	}
+	*s.got = append(*s.got, b...)
+	return len(b), nil
+}
+
+func TestSinkFailureRestartsWithoutLoss(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, "")
+	var mu sync.Mutex
+	fails := 3
+	var got []cdc.Message
+	reg := registry(func(r *runtime.Registry) {
+		r.Sink("flaky", func(cdc.ConfigDecoder, runtime.Env) (cdc.Sink, error) {
+			return failingSink{mu: &mu, fails: &fails, got: &got}, nil
+		})
+	})
+	p := pipeline(t, `
+worker: {data_dir: $DIR/data, http: "off"}
+sources:
+  - {name: gen, type: generator, config: {topic_prefix: f, keys: 10, total: 500}}
+sinks:
+  - {name: flaky, type: flaky, topics: [f.inventory.items]}
+`)
+	store, _ := offsets.OpenFile(filepath.Join(t.TempDir(), "o.json"))
+	rw := start(t, p, reg, b.Addr(), store)
+	var want []cdc.Record
+	generator.Replay(generator.Config{TopicPrefix: "f", Keys: 10, Total: 500}, 500, func(r cdc.Record) { want = append(want, r) })
+	n := len(want)
+	for _, r := range want {
+		if r.Op == cdc.OpDelete {
+			n++
+		}
+	}
+	waitFor(t, "all events after restarts", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		seen := map[string]bool{}
+		for _, m := range got {
+			seen[fmt.Sprint(m.Partition, "/", m.Offset)] = true
+		}
+		return len(seen) == n
+	})
+	st := rw.w.Statuses()
+	for _, s := range st {
+		if s.Name == "flaky" && (s.Restarts != 3 || s.State != runtime.StateRunning) {
+			t.Fatalf("flaky status = %+v, want RUNNING after 3 restarts", s)
+		}
+	}
+}
+
+// brokenTransform always fails: the source must end FAILED (terminal), the
+// health check must name it, and no position may be stored.
+type brokenTransform struct{}
+
+func (brokenTransform) Apply(cdc.Record) ([]cdc.Record, error) {
+	return nil, errors.New("cannot cast qty")
+}
+
+func TestTerminalErrorFailsConnectorAndHealth(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, "")
+	reg := registry(func(r *runtime.Registry) {
+		r.Transform("broken", func(cdc.ConfigDecoder) (cdc.Transform, error) { return brokenTransform{}, nil })
+	})
+	p := pipeline(t, `
+worker: {data_dir: $DIR/data, http: "127.0.0.1:0"}
+sources:
+  - name: gen
+    type: generator
+    config: {topic_prefix: x, total: 10}
+    transforms: [{type: broken}]
+`)
+	store, _ := offsets.OpenFile(filepath.Join(t.TempDir(), "o.json"))
+	rw := start(t, p, reg, b.Addr(), store)
+	waitFor(t, "gen FAILED", 10*time.Second, func() bool { return rw.w.Statuses()[0].State == runtime.StateFailed })
+	if s := rw.w.Statuses()[0]; !strings.Contains(s.Error, "cannot cast qty") || s.Restarts != 0 {
+		t.Fatalf("status = %+v", s)
+	}
+	resp, err := http.Get("http://" + rw.w.HTTPAddr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "gen is FAILED") {
+		t.Fatalf("healthz = %d %s", resp.StatusCode, body)
+	}
+	if pos, _ := store.Get(context.Background(), offsets.Key{Connector: "gen", Server: "x"}); pos != nil {
+		t.Fatalf("a position was stored although nothing was produced: %s", pos)
+	}
+}
+
+func TestUnknownTypesAreReportedWithPositions(t *testing.T) {
+	t.Parallel()
+	p := pipeline(t, `
+sources:
+  - name: a
+    type: mysqll
+    config: {}
+sinks:
+  - name: b
+    type: file
+    topics: [t]
+    config: {pat: x}
+    transforms:
+      - type: nope
+`)
+	err := registry(nil).Check(p, nil)
+	probs := configs.Problems(err)
+	if len(probs) != 3 {
+		t.Fatalf("problems = %v", err)
+	}
+	wants := []string{`pipeline.yaml:4:11: sources[0].type: unknown source type "mysqll"; known source types: generator`,
+		`pipeline.yaml:10:14: sinks[0].config.pat: unknown key "pat"; did you mean "path"?`,
+		`pipeline.yaml:12:15: sinks[0].transforms[0].type: unknown transform type "nope"`}
+	for i, w := range wants {
+		if got := probs[i].Error(); !strings.Contains(got, strings.TrimPrefix(w, "pipeline.yaml")) {
+			t.Errorf("problem %d = %q, want %q", i, got, w)
+		}
+	}
+}
