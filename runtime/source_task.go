@@ -12,6 +12,10 @@ import (
 	"github.com/connectd/connectd/offsets"
 )
 
+// maxBatchBytes keeps produce batches under Kafka's default
+// message.max.bytes (1048588), which limits a whole batch.
+const maxBatchBytes = 1_000_000
+
 // runSource runs one attempt of a source task: open at the stored position,
 // read → transform → send to Kafka until soft is done or something fails,
 // then flush, commit the highest acknowledged position and close.
@@ -47,7 +51,7 @@ func (w *Worker) runSource(soft, hard context.Context, bs *builtSource) (err err
 		RequiredAcks:    kafka.RequireAll,
 		Async:           true,
 		BatchSize:       w.opts.ProducerBatchSize,
-		BatchBytes:      8 << 20,
+		BatchBytes:      maxBatchBytes,
 		BatchTimeout:    w.opts.ProducerLinger,
 		MaxAttempts:     8,
 		WriteBackoffMin: 100 * time.Millisecond,
@@ -132,24 +136,29 @@ func (w *Worker) runSource(soft, hard context.Context, bs *builtSource) (err err
 	case <-hard.Done():
 		log.Warn("shutdown timeout: records still in flight to Kafka are not committed and will be re-sent on restart", "in_flight", cp.InFlight())
 	}
+	// Report the first real cause once: a producer error cancels the loop,
+	// whose own error is then just "context canceled".
+	var errs []error
+	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
+		errs = append(errs, loopErr)
+	}
+	if cause := context.Cause(loopCtx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, loopErr) {
+		errs = append(errs, cause)
+	}
 	select {
 	case perr := <-produceErr:
-		loopErr = errors.Join(loopErr, perr)
+		if len(errs) == 0 {
+			errs = append(errs, perr)
+		}
 	default:
 	}
-	if cause := context.Cause(loopCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-		loopErr = errors.Join(loopErr, cause)
-	}
 	if cerr := commit(hard); cerr != nil {
-		loopErr = errors.Join(loopErr, cerr)
+		errs = append(errs, cerr)
 	}
 	if p, _ := cp.Committable(); p != nil {
 		log.Info("source stopped", "committed", string(p))
 	}
-	if errors.Is(loopErr, context.Canceled) && soft.Err() != nil {
-		return nil
-	}
-	return loopErr
+	return errors.Join(errs...)
 }
 
 // sourceLoop reads, transforms and sends until ctx is done or an error.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -159,8 +161,10 @@ func loadPipeline(path string, reg *runtime.Registry, stderr io.Writer) (*config
 		return nil, false
 	}
 	p, err := configs.Load(path, os.LookupEnv)
-	if err == nil {
-		err = reg.Check(p, nil)
+	if p != nil {
+		// Check connector types and configs even when the file has other
+		// problems, so one run reports everything.
+		err = errors.Join(err, reg.Check(p, nil))
 	}
 	if err != nil {
 		printProblems(stderr, err)
@@ -171,6 +175,12 @@ func loadPipeline(path string, reg *runtime.Registry, stderr io.Writer) (*config
 
 func printProblems(w io.Writer, err error) {
 	probs := configs.Problems(err)
+	slices.SortStableFunc(probs, func(a, b *configs.Error) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Col - b.Pos.Col
+	})
 	if len(probs) == 0 {
 		fmt.Fprintln(w, err)
 		return
@@ -252,10 +262,25 @@ func offsetStore(ctx context.Context, p *configs.Pipeline, conn kafkautil.Conn) 
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var c common
+	var cpuProfile string
 	fs := newFlagSet("run", stderr)
 	c.register(fs)
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until exit")
 	if _, err := parseArgs(fs, args); err != nil {
 		return exitBadConfig
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "connectd:", err)
+			return exitError
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "connectd:", err)
+			return exitError
+		}
+		defer pprof.StopCPUProfile()
 	}
 	log, err := c.logger(stderr)
 	if err != nil {
