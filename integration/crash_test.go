@@ -266,3 +266,44 @@ func checkAgainstModel(t *testing.T, lines []file.Line, want []cdc.Record) int {
 	}
 	return dups
 }
+
+// TestSecondSignalExitsAtOnce stalls the shutdown (the broker is frozen
+// with SIGSTOP, so the final flush cannot finish) and checks that a second
+// SIGTERM ends connectd immediately with exit code 130, while the first one
+// alone would have waited.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := kafkatest.StartProcess(t, connectdBin, filepath.Join(dir, "broker"), "127.0.0.1:0")
+	out := filepath.Join(dir, "out.jsonl")
+	config := filepath.Join(dir, "pipeline.yaml")
+	yaml := fmt.Sprintf(`kafka: {brokers: [%q]}
+worker: {data_dir: %s/data, http: "off", shutdown_timeout: 30s}
+sources:
+  - {name: gen, type: generator, config: {topic_prefix: sig, rate: 2000}}
+sinks:
+  - {name: out, type: file, topics: [sig.inventory.items], config: {path: %s}}
+`, b.Addr, dir, out)
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := runConnectd(t, config)
+	waitFor(t, "events flowing", 30*time.Second, func() bool { return len(readLines(t, out)) > 100 })
+	b.Pause()
+	defer b.Continue()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		t.Fatalf("connectd exited although its broker is frozen; output:\n%s", p.stderr)
+	case <-time.After(700 * time.Millisecond):
+	}
+	start := time.Now()
+	code := p.stop(t, syscall.SIGTERM, 3*time.Second)
+	if code != 130 {
+		t.Fatalf("exit code %d after the second signal, want 130; output:\n%s", code, p.stderr)
+	}
+	t.Logf("second signal: exited in %s", time.Since(start))
+	if !strings.Contains(p.stderr.String(), "second signal: exiting now") {
+		t.Errorf("no second-signal log line:\n%s", p.stderr)
+	}
+}

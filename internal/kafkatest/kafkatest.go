@@ -148,3 +148,18 @@ func (p *Process) Restart() error {
 	}
 	return p.start()
 }
+
+// Pause freezes the broker process (SIGSTOP): connections stay open but
+// nothing is answered, as with a hung broker.
+func (p *Process) Pause() {
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Continue resumes a paused broker (SIGCONT).
+func (p *Process) Continue() {
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
