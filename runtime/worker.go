@@ -37,7 +37,7 @@ type Options struct {
 	Logger  *slog.Logger
 
 	// MaxInFlight bounds source records sent but not yet acknowledged by
-	// Kafka, per source (default 50,000).
+	// Kafka, per source (default 10,000).
 	MaxInFlight int
 	// ProducerBatchSize is the most records in one produce request per
 	// partition (default 2,000).
@@ -70,7 +70,7 @@ func (o *Options) defaults() {
 			*v = d
 		}
 	}
-	def(&o.MaxInFlight, 50_000)
+	def(&o.MaxInFlight, 10_000)
 	def(&o.ProducerBatchSize, 2_000)
 	def(&o.SinkBatchSize, 2_000)
 	def(&o.RetryAttempts, 10)
