@@ -68,3 +68,21 @@ type Sink interface {
 type Transform interface {
 	Apply(rec Record) ([]Record, error)
 }
+
+// TopicPartition names one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int
+}
+
+// OffsetStorer is implemented by sinks that store, atomically with their
+// writes, the offset of the last message they applied in each topic
+// partition (a Redis MULTI/EXEC, a database transaction). After Open the
+// runtime asks for those offsets and skips every message at or below them,
+// so re-delivery after a crash changes nothing: the view is effectively
+// once, not merely at least once.
+type OffsetStorer interface {
+	// StoredOffsets returns the offset of the last applied message per
+	// topic partition; partitions never written are absent.
+	StoredOffsets(ctx context.Context) (map[TopicPartition]int64, error)
+}

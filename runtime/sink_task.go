@@ -41,6 +41,13 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 		return fmt.Errorf("opening sink: %w", err)
 	}
 	defer snk.Close(hard)
+	var applied map[cdc.TopicPartition]int64
+	if os, ok := snk.(cdc.OffsetStorer); ok {
+		if applied, err = os.StoredOffsets(soft); err != nil {
+			return fmt.Errorf("reading offsets stored in the sink: %w", err)
+		}
+		log.Info("sink stores its own offsets: messages it already applied are skipped", "partitions", len(applied))
+	}
 
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:               w.opts.Kafka.Brokers,
@@ -94,19 +101,26 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 			continue
 		}
 		start := time.Now()
-		batch, err := w.sinkTransform(kmsgs, bs.transforms)
+		batch, oneToOne, err := w.sinkTransform(kmsgs, applied, bs.transforms)
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "transform").Inc()
 			return err
 		}
 		// Write with hard: a batch fetched before shutdown is still
 		// written and committed during the grace period.
-		n, werr := snk.Write(hard, batch)
+		var n int
+		var werr error
+		if len(batch) > 0 {
+			n, werr = snk.Write(hard, batch)
+		} else if err := reader.CommitMessages(hard, lastPerPartition(kmsgs)...); err != nil {
+			// Everything fetched was already applied (stored in the sink).
+			return fmt.Errorf("committing offsets of group %s: %w", GroupID(name), err)
+		}
 		if n > len(batch) || (n < len(batch) && werr == nil) {
 			return cdc.Terminal(fmt.Errorf("sink %s broke its contract: wrote %d of %d messages without an error", name, n, len(batch)))
 		}
 		if n > 0 {
-			if err := reader.CommitMessages(hard, lastPerPartition(kmsgsOf(kmsgs, batch, n))...); err != nil {
+			if err := reader.CommitMessages(hard, lastPerPartition(kmsgsOf(kmsgs, batch, n, oneToOne))...); err != nil {
 				return fmt.Errorf("committing offsets of group %s: %w", GroupID(name), err)
 			}
 			written.Add(float64(n))
@@ -140,12 +154,19 @@ func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader, out []kafka.Me
 	return out, nil
 }
 
-// sinkTransform converts Kafka messages to cdc messages, running the sink's
-// transform chain when it has one (decode → transform → encode, keeping
-// each input's topic position so offsets still commit correctly).
-func (w *Worker) sinkTransform(in []kafka.Message, ts []cdc.Transform) ([]cdc.Message, error) {
-	out := make([]cdc.Message, 0, len(in))
+// sinkTransform converts Kafka messages to cdc messages, skipping those
+// the sink already applied (at or below applied's offsets), and running the
+// sink's transform chain when it has one (decode → transform → encode,
+// keeping each input's topic position so offsets still commit correctly).
+// oneToOne reports that out[i] came from in[i] for every i.
+func (w *Worker) sinkTransform(in []kafka.Message, applied map[cdc.TopicPartition]int64, ts []cdc.Transform) (out []cdc.Message, oneToOne bool, err error) {
+	out = make([]cdc.Message, 0, len(in))
+	oneToOne = len(ts) == 0
 	for i := range in {
+		if off, ok := applied[cdc.TopicPartition{Topic: in[i].Topic, Partition: in[i].Partition}]; ok && in[i].Offset <= off {
+			oneToOne = false
+			continue
+		}
 		m := toMessage(&in[i])
 		if len(ts) == 0 {
 			out = append(out, m)
@@ -153,7 +174,7 @@ func (w *Worker) sinkTransform(in []kafka.Message, ts []cdc.Transform) ([]cdc.Me
 		}
 		rec, err := m.Decode()
 		if err != nil {
-			return nil, cdc.Terminal(err)
+			return nil, false, cdc.Terminal(err)
 		}
 		chain := []cdc.Record{rec}
 		for _, t := range ts {
@@ -161,7 +182,7 @@ func (w *Worker) sinkTransform(in []kafka.Message, ts []cdc.Transform) ([]cdc.Me
 			for _, r := range chain {
 				o, err := t.Apply(r)
 				if err != nil {
-					return nil, cdc.Terminal(fmt.Errorf("transforming %s[%d]@%d: %w", m.Topic, m.Partition, m.Offset, err))
+					return nil, false, cdc.Terminal(fmt.Errorf("transforming %s[%d]@%d: %w", m.Topic, m.Partition, m.Offset, err))
 				}
 				next = append(next, o...)
 			}
@@ -172,18 +193,18 @@ func (w *Worker) sinkTransform(in []kafka.Message, ts []cdc.Transform) ([]cdc.Me
 			enc := cdc.Message{Topic: r.Topic, Partition: m.Partition, Offset: m.Offset, Headers: r.Headers, Time: m.Time}
 			if r.Key != nil {
 				if enc.Key, err = cdc.AppendKey(nil, r); err != nil {
-					return nil, cdc.Terminal(err)
+					return nil, false, cdc.Terminal(err)
 				}
 			}
 			if !r.Tombstone {
 				if enc.Value, err = cdc.AppendValue(nil, r); err != nil {
-					return nil, cdc.Terminal(err)
+					return nil, false, cdc.Terminal(err)
 				}
 			}
 			out = append(out, enc)
 		}
 	}
-	return out, nil
+	return out, oneToOne, nil
 }
 
 func toMessage(k *kafka.Message) cdc.Message {
@@ -200,8 +221,8 @@ func toMessage(k *kafka.Message) cdc.Message {
 // kmsgsOf returns the Kafka messages covered by the first n messages of
 // batch (a transform chain may have dropped or multiplied messages; a
 // Kafka message is covered once every output up to it was written).
-func kmsgsOf(kmsgs []kafka.Message, batch []cdc.Message, n int) []kafka.Message {
-	if len(batch) == len(kmsgs) {
+func kmsgsOf(kmsgs []kafka.Message, batch []cdc.Message, n int, oneToOne bool) []kafka.Message {
+	if oneToOne {
 		return kmsgs[:n]
 	}
 	if n == len(batch) {

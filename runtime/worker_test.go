@@ -411,3 +411,66 @@ sinks:
 		}
 	}
 }
+
+// storingSink claims it already applied offsets up to stored per partition.
+type storingSink struct {
+	stored map[cdc.TopicPartition]int64
+	mu     *sync.Mutex
+	got    *[]cdc.Message
+}
+
+func (s storingSink) Open(context.Context) error  { return nil }
+func (s storingSink) Close(context.Context) error { return nil }
+func (s storingSink) StoredOffsets(context.Context) (map[cdc.TopicPartition]int64, error) {
+	return s.stored, nil
+}
+func (s storingSink) Write(_ context.Context, b []cdc.Message) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.got = append(*s.got, b...)
+	return len(b), nil
+}
+
+func TestSinkStoredOffsetsSkipAppliedMessages(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, "")
+	var mu sync.Mutex
+	var got []cdc.Message
+	stored := map[cdc.TopicPartition]int64{{Topic: "s.inventory.items", Partition: 0}: 49, {Topic: "s.inventory.items", Partition: 1}: 9}
+	reg := registry(func(r *runtime.Registry) {
+		r.Sink("storing", func(cdc.ConfigDecoder, runtime.Env) (cdc.Sink, error) {
+			return storingSink{stored: stored, mu: &mu, got: &got}, nil
+		})
+	})
+	p := pipeline(t, `
+kafka: {topic_partitions: 2}
+worker: {data_dir: $DIR/data, http: "off"}
+sources:
+  - {name: gen, type: generator, config: {topic_prefix: s, keys: 50, total: 400}}
+sinks:
+  - {name: st, type: storing, topics: [s.inventory.items]}
+  - {name: all, type: file, topics: [s.inventory.items], config: {path: $DIR/all.jsonl}}
+`)
+	store, _ := offsets.OpenFile(filepath.Join(t.TempDir(), "o.json"))
+	rw := start(t, p, reg, b.Addr(), store)
+	all := filepath.Join(filepath.Dir(p.File), "all.jsonl")
+	var total int
+	waitFor(t, "file sink complete", 30*time.Second, func() bool {
+		total = len(readLines(t, all))
+		return total > 400
+	})
+	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "storing sink caught up", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == total-60
+	})
+	rw.stop(t)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range got {
+		if off, ok := stored[cdc.TopicPartition{Topic: m.Topic, Partition: m.Partition}]; ok && m.Offset <= off {
+			t.Fatalf("message %s[%d]@%d was re-applied although the sink stored offset %d", m.Topic, m.Partition, m.Offset, off)
+		}
+	}
+}
