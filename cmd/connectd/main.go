@@ -151,6 +151,9 @@ func registry(stdout io.Writer) *runtime.Registry {
 		}
 		return s, nil
 	})
+	registerMySQL(reg)
+	registerPostgres(reg)
+	registerRedis(reg)
 	return reg
 }
 
