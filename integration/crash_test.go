@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/connectd/connectd/cdc"
 	"github.com/connectd/connectd/internal/kafkatest"
+	"github.com/connectd/connectd/internal/testutil"
 	"github.com/connectd/connectd/sinks/file"
 	"github.com/connectd/connectd/sources/generator"
 )
@@ -61,27 +61,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal, d time.Duration) int {
 	}
 }
 
-func readLines(t *testing.T, path string) []file.Line {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []file.Line
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var l file.Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			// kill -9 may cut the last line short; everything before it
-			// must be whole.
-			break
-		}
-		out = append(out, l)
-	}
-	return out
-}
+func readLines(t *testing.T, path string) []file.Line { return testutil.ReadLines(t, path) }
 
 func countSeqs(lines []file.Line) int {
 	seen := map[string]bool{}
@@ -101,13 +81,7 @@ func countSeqs(lines []file.Line) int {
 
 func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, d, ok)
 }
 
 // TestCrashAndRestartLoseNothing runs generator → Kafka → file sink as the
@@ -185,86 +159,13 @@ sinks:
 			var want []cdc.Record
 			generator.Replay(gcfg, total, func(r cdc.Record) { want = append(want, r) })
 			lines := readLines(t, out)
-			dups := checkAgainstModel(t, lines, want)
+			dups := testutil.CheckAgainstModel(t, lines, want, true)
 			t.Logf("%s: %d lines for %d events (%d duplicates from replays after the crash)", mode, len(lines), total, dups)
 			if !strings.Contains(p.stderr.String(), "connectd stopped cleanly") {
 				t.Errorf("no clean-stop line in output:\n%s", p.stderr)
 			}
 		})
 	}
-}
-
-// checkAgainstModel verifies a file sink's lines against the generator's
-// events: every event present; per key, after dropping repeats, exactly
-// the generator's order; a tombstone after every delete; the final state
-// per key equal to the model's. It returns the number of repeated events.
-func checkAgainstModel(t *testing.T, lines []file.Line, want []cdc.Record) int {
-	t.Helper()
-	wantByKey := map[string][]int64{}
-	final := map[string]string{}
-	for _, r := range want {
-		k, _ := cdc.AppendKey(nil, &r)
-		key := r.Topic + string(k)
-		wantByKey[key] = append(wantByKey[key], r.Source.Extra.Value("seq").(int64))
-		final[key] = ""
-		if r.After != nil {
-			a, _ := cdc.AppendValue(nil, &cdc.Record{Op: cdc.OpRead, After: r.After})
-			final[key] = string(a)
-		}
-	}
-	gotByKey := map[string][]int64{}
-	gotFinal := map[string]string{}
-	lastOp := map[string]string{}
-	for i, l := range lines {
-		key := l.Topic + string(l.Key)
-		if string(l.Value) == "null" {
-			if lastOp[key] != "d" {
-				t.Fatalf("line %d: tombstone for %s does not follow its delete", i, key)
-			}
-			continue
-		}
-		m := cdc.Message{Topic: l.Topic, Key: l.Key, Value: l.Value}
-		rec, err := m.Decode()
-		if err != nil {
-			t.Fatalf("line %d: %v", i, err)
-		}
-		seq, _ := rec.Source.Extra.Value("seq").(json.Number).Int64()
-		gotByKey[key] = append(gotByKey[key], seq)
-		lastOp[key] = rec.Op.String()
-		gotFinal[key] = ""
-		if rec.After != nil {
-			a, _ := cdc.AppendValue(nil, &cdc.Record{Op: cdc.OpRead, After: rec.After})
-			gotFinal[key] = string(a)
-		}
-	}
-	dups := 0
-	for key, seqs := range wantByKey {
-		var firsts []int64
-		seen := map[int64]bool{}
-		last := int64(-1)
-		for _, s := range gotByKey[key] {
-			if seen[s] {
-				dups++
-				// A replay repeats a suffix of the key's history: it may
-				// go back, but only to an event already delivered.
-				last = s
-				continue
-			}
-			if s < last {
-				t.Fatalf("key %s: new event %d after %d: order broken", key, s, last)
-			}
-			seen[s] = true
-			firsts = append(firsts, s)
-			last = s
-		}
-		if fmt.Sprint(firsts) != fmt.Sprint(seqs) {
-			t.Fatalf("key %s: delivered events %v, want %v", key, firsts, seqs)
-		}
-		if gotFinal[key] != final[key] {
-			t.Fatalf("key %s: final state %s, want %s", key, gotFinal[key], final[key])
-		}
-	}
-	return dups
 }
 
 // TestSecondSignalExitsAtOnce stalls the shutdown (the broker is frozen

@@ -1,9 +1,7 @@
 package runtime_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/connectd/connectd/cdc"
 	"github.com/connectd/connectd/configs"
 	"github.com/connectd/connectd/internal/kafkatest"
+	"github.com/connectd/connectd/internal/testutil"
 	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/runtime"
 	"github.com/connectd/connectd/sinks/file"
@@ -102,35 +101,11 @@ func (rw *runningWorker) stop(t *testing.T) {
 	}
 }
 
-func readLines(t *testing.T, path string) []file.Line {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []file.Line
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var l file.Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("bad line %q: %v", sc.Text(), err)
-		}
-		out = append(out, l)
-	}
-	return out
-}
+func readLines(t *testing.T, path string) []file.Line { return testutil.ReadLines(t, path) }
 
 func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, d, ok)
 }
 
 const genPipeline = `
@@ -190,86 +165,7 @@ func TestPipelineDeliversEveryEventInKeyOrder(t *testing.T) {
 	}
 	rw.stop(t)
 
-	checkAgainstModel(t, readLines(t, out), want, false)
-}
-
-// checkAgainstModel verifies a file sink's lines against the generator's
-// events: every event present, per key in order (duplicates allowed when
-// dups is true, as re-delivery after a crash), a tombstone after every
-// delete, and the final value per key equal to the model's.
-func checkAgainstModel(t *testing.T, lines []file.Line, want []cdc.Record, dups bool) {
-	t.Helper()
-	type event struct{ seq int64 }
-	wantByKey := map[string][]int64{}
-	final := map[string]string{}
-	for _, r := range want {
-		k, _ := cdc.AppendKey(nil, &r)
-		key := r.Topic + string(k)
-		wantByKey[key] = append(wantByKey[key], r.Source.Extra.Value("seq").(int64))
-		if r.After == nil {
-			final[key] = ""
-		} else {
-			a, _ := cdc.AppendValue(nil, &cdc.Record{Op: cdc.OpRead, After: r.After})
-			final[key] = string(a)
-		}
-	}
-	gotByKey := map[string][]int64{}
-	gotFinal := map[string]string{}
-	lastWasDelete := map[string]bool{}
-	for i, l := range lines {
-		key := l.Topic + string(l.Key)
-		if string(l.Value) == "null" {
-			if !lastWasDelete[key] {
-				t.Fatalf("line %d: tombstone for %s does not follow a delete", i, key)
-			}
-			lastWasDelete[key] = false
-			continue
-		}
-		var v struct {
-			Op     string          `json:"op"`
-			After  json.RawMessage `json:"after"`
-			Source struct {
-				Seq int64 `json:"seq"`
-			} `json:"source"`
-		}
-		if err := json.Unmarshal(l.Value, &v); err != nil {
-			t.Fatalf("line %d: %v", i, err)
-		}
-		gotByKey[key] = append(gotByKey[key], v.Source.Seq)
-		lastWasDelete[key] = v.Op == "d"
-		if v.Op == "d" {
-			gotFinal[key] = ""
-		} else {
-			var row cdc.Record
-			m := cdc.Message{Value: l.Value}
-			row, _ = m.Decode()
-			a, _ := cdc.AppendValue(nil, &cdc.Record{Op: cdc.OpRead, After: row.After})
-			gotFinal[key] = string(a)
-		}
-	}
-	for key, seqs := range wantByKey {
-		got := gotByKey[key]
-		// Reduce got to first occurrences; with replays, a key may repeat a
-		// suffix of its history but never skip or reorder.
-		var dedup []int64
-		seen := map[int64]bool{}
-		for _, s := range got {
-			if seen[s] {
-				if !dups {
-					t.Fatalf("key %s: event %d delivered twice", key, s)
-				}
-				continue
-			}
-			seen[s] = true
-			dedup = append(dedup, s)
-		}
-		if fmt.Sprint(dedup) != fmt.Sprint(seqs) {
-			t.Fatalf("key %s: events %v, want %v", key, dedup, seqs)
-		}
-		if gotFinal[key] != final[key] {
-			t.Fatalf("key %s: final state %s, want %s", key, gotFinal[key], final[key])
-		}
-	}
+	testutil.CheckAgainstModel(t, readLines(t, out), want, false)
 }
 
 // failingSink fails its first writes, then works: the task must restart
