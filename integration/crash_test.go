@@ -208,3 +208,42 @@ sinks:
 		t.Errorf("no second-signal log line:\n%s", p.stderr)
 	}
 }
+
+// TestBrokerRestartMidStream kills the external broker process (kill -9)
+// while connectd streams, restarts it on the same data directory and
+// address, and checks that connectd recovers by itself and that nothing
+// was lost.
+func TestBrokerRestartMidStream(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := kafkatest.StartProcess(t, connectdBin, filepath.Join(dir, "broker"), "127.0.0.1:0")
+	const total = 30000
+	gcfg := generator.Config{TopicPrefix: "brk", Keys: 300, Total: total, Rate: 6000}
+	out := filepath.Join(dir, "out.jsonl")
+	config := filepath.Join(dir, "pipeline.yaml")
+	yaml := fmt.Sprintf(`kafka: {brokers: [%q], topic_partitions: 2}
+worker: {data_dir: %s/data, http: "off", offset_flush_interval: 100ms}
+sources:
+  - {name: gen, type: generator, config: {topic_prefix: brk, keys: 300, total: %d, rate: 6000}}
+sinks:
+  - {name: out, type: file, topics: [brk.inventory.items], config: {path: %s}}
+`, b.Addr, dir, total, out)
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := runConnectd(t, config)
+	waitFor(t, "events flowing", 30*time.Second, func() bool { return countSeqs(readLines(t, out)) > 5000 })
+	b.Kill()
+	time.Sleep(1500 * time.Millisecond)
+	if err := b.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every event after the broker restart", 90*time.Second, func() bool { return countSeqs(readLines(t, out)) >= total })
+	if code := p.stop(t, syscall.SIGTERM, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, p.stderr)
+	}
+	var want []cdc.Record
+	generator.Replay(gcfg, total, func(r cdc.Record) { want = append(want, r) })
+	dups := testutil.CheckAgainstModel(t, readLines(t, out), want, true)
+	t.Logf("broker restart: %d repeated events", dups)
+}
