@@ -13,7 +13,7 @@ import (
 // tombstone record. Errors wrap ErrBadEvent and name the topic, partition
 // and offset, so a bad message can be found and dead-lettered.
 func (m *Message) Decode() (Record, error) {
-	rec := Record{Topic: m.Topic, Headers: m.Headers}
+	rec := Record{Topic: m.Topic, Headers: m.Headers, Kafka: &KafkaCoordinates{Partition: m.Partition, Offset: m.Offset, Timestamp: m.Time}}
 	where := func(what string, err error) error {
 		return fmt.Errorf("%w: %s at %s[%d]@%d: %v", ErrBadEvent, what, m.Topic, m.Partition, m.Offset, err)
 	}

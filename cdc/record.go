@@ -74,6 +74,16 @@ type Record struct {
 	// Position is where the source may resume once this record and all
 	// before it are durable; nil inside a transaction.
 	Position Position
+	// Kafka is where the record was read from in Kafka: set on the sink
+	// side, nil on the source side (before the record was written).
+	Kafka *KafkaCoordinates
+}
+
+// KafkaCoordinates place a record in a Kafka topic.
+type KafkaCoordinates struct {
+	Partition int
+	Offset    int64
+	Timestamp time.Time
 }
 
 // Header is a Kafka record header.
