@@ -213,3 +213,33 @@ func BenchmarkAppendValue(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+func TestFlatValueIsTheAfterRow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		after Row
+		want  string
+	}{
+		{name: "row", after: Row{{Name: "id", Value: int64(42)}, {Name: "name", Value: "x"}, {Name: "toast", Unchanged: true}}, want: `{"id":42,"name":"x","toast":"__debezium_unavailable_value"}`},
+		{name: "nil after", after: nil, want: `null`},
+		{name: "empty row", after: Row{}, want: `{}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := sampleRecord()
+			rec.Flat = true
+			rec.After = tt.after
+			b, err := AppendValue(nil, &rec)
+			if err != nil || string(b) != tt.want {
+				t.Fatalf("AppendValue(flat) = %s, %v; want %s", b, err, tt.want)
+			}
+		})
+	}
+	rec := sampleRecord()
+	rec.Flat, rec.Tombstone = true, true
+	if b, err := AppendValue(nil, &rec); err != nil || b != nil {
+		t.Fatalf("flat tombstone = %q, %v; want nothing", b, err)
+	}
+}

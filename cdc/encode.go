@@ -25,10 +25,14 @@ func AppendKey(dst []byte, rec *Record) ([]byte, error) {
 //	{"before":…,"after":…,"source":{…},"op":"c","ts_ms":…,"transaction":…}
 //
 // A tombstone appends nothing and returns dst unchanged: callers send a
-// null value.
+// null value. A Flat record appends its After row alone, as a plain JSON
+// object (null when After is nil).
 func AppendValue(dst []byte, rec *Record) ([]byte, error) {
 	if rec.Tombstone {
 		return dst, nil
+	}
+	if rec.Flat {
+		return appendNullableRow(dst, rec.After)
 	}
 	if !rec.Op.Valid() {
 		return dst, fmt.Errorf("%w: topic %s: invalid op %v", ErrBadEvent, rec.Topic, rec.Op)

@@ -71,6 +71,11 @@ type Record struct {
 	// Tombstone marks the null-valued record that follows a delete so that
 	// compaction can drop the key. Only Key (and Topic) are meaningful.
 	Tombstone bool
+	// Flat encodes the value as the After row alone, a plain JSON object
+	// (null when After is nil), instead of the change-event envelope: the
+	// shape of Debezium's ExtractNewRecordState. Op and Before are then not
+	// written.
+	Flat bool
 	// Position is where the source may resume once this record and all
 	// before it are durable; nil inside a transaction.
 	Position Position

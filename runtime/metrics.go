@@ -9,6 +9,7 @@ type metrics struct {
 	producedRecords *prometheus.CounterVec   // records acknowledged by Kafka
 	sinkRecords     *prometheus.CounterVec   // messages a sink reported durable
 	errors          *prometheus.CounterVec   // task errors by connector and stage
+	deadLetters     *prometheus.CounterVec   // records tolerated (dead-lettered or skipped) by stage
 	restarts        *prometheus.CounterVec   // task restarts
 	batchSeconds    *prometheus.HistogramVec // time to process one batch, by stage
 	uncommitted     *prometheus.GaugeVec     // source records sent but not behind the stored position
@@ -31,6 +32,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connectd_errors_total", Help: "Task errors by connector and stage.",
 		}, []string{"connector", "stage"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "connectd_dead_letter_records_total", Help: "Records that failed under errors.tolerance: all, sent to the dead letter topic (or logged and skipped without one).",
+		}, []string{"connector", "stage"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connectd_task_restarts_total", Help: "Times a task was restarted after an error.",
 		}, []string{"connector"}),
@@ -51,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "connectd_connector_state", Help: "1 for the connector's current state, 0 otherwise.",
 		}, []string{"connector", "state"}),
 	}
-	reg.MustRegister(m.sourceRecords, m.producedRecords, m.sinkRecords, m.errors, m.restarts,
+	reg.MustRegister(m.sourceRecords, m.producedRecords, m.sinkRecords, m.errors, m.deadLetters, m.restarts,
 		m.batchSeconds, m.uncommitted, m.lastCommit, m.sinkLag, m.state)
 	return m
 }

@@ -98,13 +98,21 @@ type built struct {
 type builtSource struct {
 	cfg        configs.Source
 	newSource  func() (cdc.Source, error)
-	transforms []cdc.Transform
+	transforms []namedTransform
+	policy     errorPolicy
 }
 
 type builtSink struct {
 	cfg        configs.Sink
 	newSink    func() (cdc.Sink, error)
-	transforms []cdc.Transform
+	transforms []namedTransform
+	policy     errorPolicy
+}
+
+// namedTransform is a built transform and its type, for error reports.
+type namedTransform struct {
+	typ string
+	t   cdc.Transform
 }
 
 // Check builds every connector and transform of p without starting any and
@@ -135,9 +143,13 @@ func (r *Registry) build(p *configs.Pipeline, logger *slog.Logger) (*built, erro
 		if err != nil {
 			errs = append(errs, err)
 		}
+		pol, err := parseErrors(sc.Errors)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		if src != nil {
 			sec := section{sc.Config}
-			b.sources = append(b.sources, builtSource{cfg: sc, transforms: ts,
+			b.sources = append(b.sources, builtSource{cfg: sc, transforms: ts, policy: pol,
 				newSource: func() (cdc.Source, error) { return f(sec, env) }})
 		}
 	}
@@ -156,9 +168,13 @@ func (r *Registry) build(p *configs.Pipeline, logger *slog.Logger) (*built, erro
 		if err != nil {
 			errs = append(errs, err)
 		}
+		pol, err := parseErrors(sc.Errors)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		if snk != nil {
 			sec := section{sc.Config}
-			b.sinks = append(b.sinks, builtSink{cfg: sc, transforms: ts,
+			b.sinks = append(b.sinks, builtSink{cfg: sc, transforms: ts, policy: pol,
 				newSink: func() (cdc.Sink, error) { return f(sec, env) }})
 		}
 	}
@@ -168,9 +184,9 @@ func (r *Registry) build(p *configs.Pipeline, logger *slog.Logger) (*built, erro
 	return b, nil
 }
 
-func (r *Registry) buildTransforms(tcs []configs.Transform) ([]cdc.Transform, error) {
+func (r *Registry) buildTransforms(tcs []configs.Transform) ([]namedTransform, error) {
 	var errs []error
-	var out []cdc.Transform
+	var out []namedTransform
 	for _, tc := range tcs {
 		f, ok := r.transforms[tc.Type]
 		if !ok {
@@ -186,7 +202,7 @@ func (r *Registry) buildTransforms(tcs []configs.Transform) ([]cdc.Transform, er
 			errs = append(errs, annotate(tc.Config, err))
 			continue
 		}
-		out = append(out, t)
+		out = append(out, namedTransform{typ: tc.Type, t: t})
 	}
 	return out, errors.Join(errs...)
 }

@@ -69,6 +69,11 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 		Dialer:                &kafka.Dialer{ClientID: w.opts.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true},
 	})
 	defer reader.Close()
+	dlq, err := w.newDLQWriter(bs.policy.dlq)
+	if err != nil {
+		return err
+	}
+	defer dlq.close()
 	log.Info("sink started", "topics", strings.Join(topics, ","), "group", GroupID(name))
 
 	written := w.metrics.sinkRecords.WithLabelValues(name)
@@ -101,33 +106,26 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 			continue
 		}
 		start := time.Now()
-		batch, oneToOne, err := w.sinkTransform(kmsgs, applied, bs.transforms)
+		batch, from, err := w.sinkTransform(hard, bs, dlq, kmsgs, applied)
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "transform").Inc()
 			return err
 		}
 		// Write with hard: a batch fetched before shutdown is still
 		// written and committed during the grace period.
-		var n int
-		var werr error
-		if len(batch) > 0 {
-			n, werr = snk.Write(hard, batch)
-		} else if err := reader.CommitMessages(hard, lastPerPartition(kmsgs)...); err != nil {
-			// Everything fetched was already applied (stored in the sink).
-			return fmt.Errorf("committing offsets of group %s: %w", GroupID(name), err)
-		}
-		if n > len(batch) || (n < len(batch) && werr == nil) {
-			return cdc.Terminal(fmt.Errorf("sink %s broke its contract: wrote %d of %d messages without an error", name, n, len(batch)))
-		}
-		if n > 0 {
-			if err := reader.CommitMessages(hard, lastPerPartition(kmsgsOf(kmsgs, batch, n, oneToOne))...); err != nil {
-				return fmt.Errorf("committing offsets of group %s: %w", GroupID(name), err)
+		done, err := w.writeBatch(hard, bs, snk, dlq, kmsgs, batch, from)
+		if done > 0 || len(batch) == 0 {
+			covered := covered(kmsgs, from, done)
+			if len(covered) > 0 {
+				if cerr := reader.CommitMessages(hard, lastPerPartition(covered)...); cerr != nil {
+					return errors.Join(err, fmt.Errorf("committing offsets of group %s: %w", GroupID(name), cerr))
+				}
 			}
-			written.Add(float64(n))
+			written.Add(float64(done))
 		}
-		if werr != nil {
+		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "write").Inc()
-			return fmt.Errorf("writing to sink: %w", werr)
+			return err
 		}
 		batchTime.Observe(time.Since(start).Seconds())
 		lag.Set(float64(reader.Lag()))
@@ -154,57 +152,136 @@ func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader, out []kafka.Me
 	return out, nil
 }
 
+// writeBatch hands batch to the sink, applying the connector's error
+// policy to messages the sink rejects as bad (cdc.BadRecord): with
+// tolerance all they go to the dead letter topic and writing goes on after
+// them; otherwise the task stops at the bad message. done counts the
+// messages from the start of batch that are written or dead-lettered.
+func (w *Worker) writeBatch(ctx context.Context, bs *builtSink, snk cdc.Sink, dlq *dlqWriter, kmsgs []kafka.Message, batch []cdc.Message, from []int) (done int, err error) {
+	name := bs.cfg.Name
+	for done < len(batch) {
+		rest := batch[done:]
+		n, werr := snk.Write(ctx, rest)
+		if n > len(rest) || (n < len(rest) && werr == nil) {
+			return done, cdc.Terminal(fmt.Errorf("sink %s broke its contract: wrote %d of %d messages without an error", name, n, len(rest)))
+		}
+		done += n
+		if werr == nil {
+			return done, nil
+		}
+		if !cdc.IsBadRecord(werr) || n == len(rest) {
+			return done, fmt.Errorf("writing to sink: %w", werr)
+		}
+		bad := &rest[n]
+		f := failure{connector: name, stage: stagePut, class: bs.cfg.Type, err: werr, topic: bad.Topic, partition: bad.Partition, offset: bad.Offset}
+		if !bs.policy.tolerateAll {
+			return done, cdc.Terminal(fmt.Errorf("writing %s[%d]@%d to sink (errors.tolerance: none): %w", bad.Topic, bad.Partition, bad.Offset, werr))
+		}
+		orig := &kmsgs[from[done]]
+		if err := w.tolerate(ctx, bs.policy, dlq, f, orig.Key, orig.Value); err != nil {
+			return done, err
+		}
+		done++
+	}
+	return done, nil
+}
+
+// tolerate dead-letters (or, without a dead letter topic, logs and skips)
+// a record that failed under errors.tolerance: all.
+func (w *Worker) tolerate(ctx context.Context, p errorPolicy, dlq *dlqWriter, f failure, key, value []byte) error {
+	w.metrics.deadLetters.WithLabelValues(f.connector, f.stage).Inc()
+	if dlq == nil {
+		// Never silently: without a dead letter topic, always log.
+		p.log = true
+		p.logFailure(w.log, f, "skipped (no dead_letter_topic)")
+		return nil
+	}
+	if err := w.topics.ensureWith(ctx, dlqTopicConfigs(), dlq.w.Topic); err != nil {
+		return fmt.Errorf("creating dead letter topic: %w", err)
+	}
+	if err := dlq.write(ctx, key, value, f); err != nil {
+		return err
+	}
+	p.logFailure(w.log, f, "sent to "+dlq.w.Topic)
+	return nil
+}
+
 // sinkTransform converts Kafka messages to cdc messages, skipping those
 // the sink already applied (at or below applied's offsets), and running the
 // sink's transform chain when it has one (decode → transform → encode,
 // keeping each input's topic position so offsets still commit correctly).
-// oneToOne reports that out[i] came from in[i] for every i.
-func (w *Worker) sinkTransform(in []kafka.Message, applied map[cdc.TopicPartition]int64, ts []cdc.Transform) (out []cdc.Message, oneToOne bool, err error) {
+// A message that cannot be decoded or transformed follows the error
+// policy. from[j] is the index in `in` of the message out[j] came from.
+func (w *Worker) sinkTransform(ctx context.Context, bs *builtSink, dlq *dlqWriter, in []kafka.Message, applied map[cdc.TopicPartition]int64) (out []cdc.Message, from []int, err error) {
 	out = make([]cdc.Message, 0, len(in))
-	oneToOne = len(ts) == 0
+	from = make([]int, 0, len(in))
 	for i := range in {
 		if off, ok := applied[cdc.TopicPartition{Topic: in[i].Topic, Partition: in[i].Partition}]; ok && in[i].Offset <= off {
-			oneToOne = false
 			continue
 		}
 		m := toMessage(&in[i])
-		if len(ts) == 0 {
+		if len(bs.transforms) == 0 {
 			out = append(out, m)
+			from = append(from, i)
 			continue
 		}
-		rec, err := m.Decode()
-		if err != nil {
-			return nil, false, cdc.Terminal(err)
+		res, f := w.transformMessage(bs, &m)
+		if f == nil {
+			out = append(out, res...)
+			for range res {
+				from = append(from, i)
+			}
+			continue
 		}
-		chain := []cdc.Record{rec}
-		for _, t := range ts {
-			var next []cdc.Record
-			for _, r := range chain {
-				o, err := t.Apply(r)
-				if err != nil {
-					return nil, false, cdc.Terminal(fmt.Errorf("transforming %s[%d]@%d: %w", m.Topic, m.Partition, m.Offset, err))
-				}
-				next = append(next, o...)
-			}
-			chain = next
+		if !bs.policy.tolerateAll {
+			return nil, nil, cdc.Terminal(fmt.Errorf("%s of %s[%d]@%d (errors.tolerance: none): %w", strings.ToLower(f.stage), m.Topic, m.Partition, m.Offset, f.err))
 		}
-		for j := range chain {
-			r := &chain[j]
-			enc := cdc.Message{Topic: r.Topic, Partition: m.Partition, Offset: m.Offset, Headers: r.Headers, Time: m.Time}
-			if r.Key != nil {
-				if enc.Key, err = cdc.AppendKey(nil, r); err != nil {
-					return nil, false, cdc.Terminal(err)
-				}
-			}
-			if !r.Tombstone {
-				if enc.Value, err = cdc.AppendValue(nil, r); err != nil {
-					return nil, false, cdc.Terminal(err)
-				}
-			}
-			out = append(out, enc)
+		if err := w.tolerate(ctx, bs.policy, dlq, *f, in[i].Key, in[i].Value); err != nil {
+			return nil, nil, err
 		}
 	}
-	return out, oneToOne, nil
+	return out, from, nil
+}
+
+// transformMessage decodes m, runs the sink's chain and re-encodes the
+// results, which keep m's partition and offset.
+func (w *Worker) transformMessage(bs *builtSink, m *cdc.Message) ([]cdc.Message, *failure) {
+	fail := func(stage, class string, err error) *failure {
+		return &failure{connector: bs.cfg.Name, stage: stage, class: class, err: err, topic: m.Topic, partition: m.Partition, offset: m.Offset}
+	}
+	rec, err := m.Decode()
+	if err != nil {
+		return nil, fail(stageConvert, "cdc.Message.Decode", err)
+	}
+	chain := []cdc.Record{rec}
+	for _, t := range bs.transforms {
+		var next []cdc.Record
+		for _, r := range chain {
+			o, err := t.t.Apply(r)
+			if err != nil {
+				return nil, fail(stageTransform, t.typ, err)
+			}
+			next = append(next, o...)
+		}
+		chain = next
+	}
+	out := make([]cdc.Message, 0, len(chain))
+	for j := range chain {
+		r := &chain[j]
+		enc := cdc.Message{Topic: r.Topic, Partition: m.Partition, Offset: m.Offset, Headers: r.Headers, Time: m.Time}
+		if r.Key != nil {
+			if enc.Key, err = cdc.AppendKey(nil, r); err != nil {
+				return nil, fail(stageConvert, "cdc.AppendKey", err)
+			}
+		}
+		if !r.Tombstone {
+			if enc.Value, err = cdc.AppendValue(nil, r); err != nil {
+				return nil, fail(stageConvert, "cdc.AppendValue", err)
+			}
+		}
+		out = append(out, enc)
+	}
+	return out, nil
 }
 
 func toMessage(k *kafka.Message) cdc.Message {
@@ -218,25 +295,14 @@ func toMessage(k *kafka.Message) cdc.Message {
 	return m
 }
 
-// kmsgsOf returns the Kafka messages covered by the first n messages of
-// batch (a transform chain may have dropped or multiplied messages; a
-// Kafka message is covered once every output up to it was written).
-func kmsgsOf(kmsgs []kafka.Message, batch []cdc.Message, n int, oneToOne bool) []kafka.Message {
-	if oneToOne {
-		return kmsgs[:n]
-	}
-	if n == len(batch) {
+// covered returns the Kafka messages that are fully handled once the
+// first done outputs are: everything before the input of the first
+// unhandled output (skipped and dead-lettered inputs included).
+func covered(kmsgs []kafka.Message, from []int, done int) []kafka.Message {
+	if done >= len(from) {
 		return kmsgs
 	}
-	// Outputs carry their input's partition and offset; the input of the
-	// first unwritten output is not covered, nor anything after it.
-	first := batch[n]
-	for i := range kmsgs {
-		if kmsgs[i].Partition == first.Partition && kmsgs[i].Offset == first.Offset && kmsgs[i].Topic == first.Topic {
-			return kmsgs[:i]
-		}
-	}
-	return kmsgs[:0]
+	return kmsgs[:from[done]]
 }
 
 // lastPerPartition returns the last message of each topic partition:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -177,7 +178,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 			return fmt.Errorf("reading source: %w", err)
 		}
 		start := time.Now()
-		msgs, pos, err := w.prepare(ctx, recs, bs.transforms, &scratch)
+		msgs, pos, err := w.prepare(ctx, bs, recs, &scratch)
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "transform").Inc()
 			return err
@@ -201,40 +202,40 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 }
 
 // prepare expands deletes with their tombstones, runs the transform chain
-// and encodes the result. pos is the last non-nil position of recs: the
-// resume point once all of msgs are acknowledged.
-func (w *Worker) prepare(ctx context.Context, recs []cdc.Record, ts []cdc.Transform, scratch *[]byte) (msgs []kafka.Message, pos cdc.Position, err error) {
+// and encodes the result. A record the chain fails on follows the error
+// policy: the source stops before it (tolerance none), or the original
+// record goes to the dead letter topic through the same ordered producer,
+// so the position still commits only once it is durable (tolerance all).
+// pos is the last non-nil position of recs: the resume point once all of
+// msgs are acknowledged.
+func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record, scratch *[]byte) (msgs []kafka.Message, pos cdc.Position, err error) {
 	msgs = make([]kafka.Message, 0, len(recs)+len(recs)/8)
 	var newTopics []string
 	seen := map[string]bool{}
-	emit := func(r *cdc.Record) error {
+	encode := func(r *cdc.Record) (kafka.Message, error) {
 		if r.Topic == "" {
-			return cdc.Terminal(fmt.Errorf("%w: record without a topic (table %s.%s)", cdc.ErrBadEvent, r.Source.DB, r.Source.Table))
-		}
-		if !seen[r.Topic] {
-			seen[r.Topic] = true
-			newTopics = append(newTopics, r.Topic)
+			return kafka.Message{}, fmt.Errorf("%w: record without a topic (table %s.%s)", cdc.ErrBadEvent, r.Source.DB, r.Source.Table)
 		}
 		m := kafka.Message{Topic: r.Topic}
 		var err error
 		if r.Key != nil {
 			if m.Key, err = cdc.AppendKey(nil, r); err != nil {
-				return cdc.Terminal(fmt.Errorf("encoding key for %s: %w", r.Topic, err))
+				return m, fmt.Errorf("encoding key for %s: %w", r.Topic, err)
 			}
 		}
 		if !r.Tombstone {
 			*scratch, err = cdc.AppendValue((*scratch)[:0], r)
 			if err != nil {
-				return cdc.Terminal(fmt.Errorf("encoding value for %s: %w", r.Topic, err))
+				return m, fmt.Errorf("encoding value for %s: %w", r.Topic, err)
 			}
 			m.Value = append(make([]byte, 0, len(*scratch)), *scratch...)
 		}
 		for _, h := range r.Headers {
 			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 		}
-		msgs = append(msgs, m)
-		return nil
+		return m, nil
 	}
+	dlqTopic := bs.policy.dlq
 	for i := range recs {
 		r := &recs[i]
 		if r.Position != nil {
@@ -247,22 +248,63 @@ func (w *Worker) prepare(ctx context.Context, recs []cdc.Record, ts []cdc.Transf
 		if r.Op == cdc.OpDelete && !r.Tombstone && r.Key != nil {
 			chain = append(chain, cdc.Record{Topic: r.Topic, Key: r.Key, Tombstone: true, Op: cdc.OpDelete, Source: r.Source, Time: r.Time})
 		}
-		for _, t := range ts {
+		var fail *failure
+		for _, t := range bs.transforms {
 			var next []cdc.Record
 			for _, in := range chain {
-				out, err := t.Apply(in)
+				out, err := t.t.Apply(in)
 				if err != nil {
-					return nil, nil, cdc.Terminal(fmt.Errorf("transforming record of %s: %w", in.Topic, err))
+					fail = &failure{connector: bs.cfg.Name, stage: stageTransform, class: t.typ, err: err, topic: r.Topic, partition: -1}
+					break
 				}
 				next = append(next, out...)
 			}
+			if fail != nil {
+				break
+			}
 			chain = next
 		}
-		for j := range chain {
-			if err := emit(&chain[j]); err != nil {
-				return nil, nil, err
+		var batch []kafka.Message
+		if fail == nil {
+			for j := range chain {
+				m, err := encode(&chain[j])
+				if err != nil {
+					fail = &failure{connector: bs.cfg.Name, stage: stageConvert, class: "cdc.AppendValue", err: err, topic: chain[j].Topic, partition: -1}
+					break
+				}
+				batch = append(batch, m)
 			}
 		}
+		if fail != nil {
+			if !bs.policy.tolerateAll {
+				return nil, nil, cdc.Terminal(fmt.Errorf("%s of a record of %s (errors.tolerance: none): %w", strings.ToLower(fail.stage), r.Topic, fail.err))
+			}
+			w.metrics.deadLetters.WithLabelValues(fail.connector, fail.stage).Inc()
+			if dlqTopic == "" {
+				p := bs.policy
+				p.log = true // never silently
+				p.logFailure(w.log, *fail, "skipped (no dead_letter_topic)")
+				continue
+			}
+			orig, err := encode(r)
+			if err != nil {
+				orig = kafka.Message{Value: []byte(fmt.Sprintf("%+v", *r))}
+			}
+			orig.Topic, orig.Headers = dlqTopic, append(orig.Headers, fail.dlqHeaders()...)
+			if err := w.topics.ensureWith(ctx, dlqTopicConfigs(), dlqTopic); err != nil {
+				return nil, nil, fmt.Errorf("creating dead letter topic: %w", err)
+			}
+			bs.policy.logFailure(w.log, *fail, "sent to "+dlqTopic)
+			msgs = append(msgs, orig)
+			continue
+		}
+		for _, m := range batch {
+			if !seen[m.Topic] {
+				seen[m.Topic] = true
+				newTopics = append(newTopics, m.Topic)
+			}
+		}
+		msgs = append(msgs, batch...)
 	}
 	if err := w.topics.ensure(ctx, newTopics...); err != nil {
 		return nil, nil, fmt.Errorf("creating topics: %w", err)

@@ -51,10 +51,9 @@ type Options struct {
 	// SinkLinger is how long a sink waits to fill a batch once it has a
 	// first message (default 5ms).
 	SinkLinger time.Duration
-	// RetryAttempts is how many times a failed task is restarted before it
-	// is marked FAILED (default 10); RetryBackoff is the first wait, doubled
-	// each time up to RetryBackoffMax (defaults 500ms and 30s).
-	RetryAttempts   int
+	// RetryBackoff is the first wait before a failed task restarts,
+	// doubled (with jitter) each time up to RetryBackoffMax (defaults 500ms
+	// and 30s). A connector's errors.retry_timeout bounds the whole streak.
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
 }
@@ -73,7 +72,6 @@ func (o *Options) defaults() {
 	def(&o.MaxInFlight, 10_000)
 	def(&o.ProducerBatchSize, 2_000)
 	def(&o.SinkBatchSize, 2_000)
-	def(&o.RetryAttempts, 10)
 	defDur(&o.ProducerLinger, 2*time.Millisecond)
 	defDur(&o.SinkLinger, 5*time.Millisecond)
 	defDur(&o.RetryBackoff, 500*time.Millisecond)
@@ -170,14 +168,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	for i := range w.built.sinks {
 		bs := &w.built.sinks[i]
 		g.Go(func() error {
-			w.supervise(ctx, bs.cfg.Name, func() error { return w.runSink(ctx, hard, bs) })
+			w.supervise(ctx, bs.cfg.Name, bs.policy.retryTimeout, func() error { return w.runSink(ctx, hard, bs) })
 			return nil
 		})
 	}
 	for i := range w.built.sources {
 		bs := &w.built.sources[i]
 		g.Go(func() error {
-			w.supervise(ctx, bs.cfg.Name, func() error { return w.runSource(ctx, hard, bs) })
+			w.supervise(ctx, bs.cfg.Name, bs.policy.retryTimeout, func() error { return w.runSource(ctx, hard, bs) })
 			return nil
 		})
 	}
@@ -200,11 +198,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-// supervise runs a task until ctx is done, restarting it with backoff after
-// retryable errors, and keeps its status.
-func (w *Worker) supervise(ctx context.Context, name string, run func() error) {
+// supervise runs a task until ctx is done, restarting it after retryable
+// errors with exponential backoff and jitter for at most retryTimeout from
+// the first failure of a streak (a run that lasts longer than the longest
+// backoff ends the streak), and keeps its status. Terminal errors fail the
+// connector at once.
+func (w *Worker) supervise(ctx context.Context, name string, retryTimeout time.Duration, run func() error) {
 	attempt := 0
 	backoff := w.opts.RetryBackoff
+	var streakStart time.Time
 	for {
 		w.status.set(name, StateRunning, nil)
 		started := time.Now()
@@ -220,19 +222,25 @@ func (w *Worker) supervise(ctx context.Context, name string, run func() error) {
 			err = errors.New("task returned without an error before shutdown")
 		}
 		w.metrics.errors.WithLabelValues(name, "task").Inc()
-		if time.Since(started) > 2*w.opts.RetryBackoffMax {
-			attempt, backoff = 0, w.opts.RetryBackoff
+		if streakStart.IsZero() || time.Since(started) > 2*w.opts.RetryBackoffMax {
+			attempt, backoff, streakStart = 0, w.opts.RetryBackoff, started
 		}
-		if cdc.IsTerminal(err) || attempt >= w.opts.RetryAttempts {
-			w.log.Error("connector failed", "connector", name, "err", err, "restarts", attempt)
+		if cdc.IsTerminal(err) {
+			w.log.Error("connector failed", "connector", name, "err", err)
 			w.status.set(name, StateFailed, err)
+			return
+		}
+		if time.Since(streakStart)+backoff > retryTimeout {
+			w.log.Error("connector failed: retries exhausted (errors.retry_timeout)", "connector", name, "err", err, "restarts", attempt, "retry_timeout", retryTimeout)
+			w.status.set(name, StateFailed, fmt.Errorf("retries exhausted after %s: %w", time.Since(streakStart).Round(time.Millisecond), err))
 			return
 		}
 		attempt++
 		w.metrics.restarts.WithLabelValues(name).Inc()
-		w.log.Warn("connector failed; restarting", "connector", name, "err", err, "attempt", attempt, "backoff", backoff)
+		wait := jitter(backoff)
+		w.log.Warn("connector failed; restarting", "connector", name, "err", err, "attempt", attempt, "backoff", wait)
 		w.status.set(name, StateRestarting, err)
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

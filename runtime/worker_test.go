@@ -370,3 +370,8 @@ sinks:
 		}
 	}
 }
+
+func testutil_Check(t *testing.T, out string, want []cdc.Record) {
+	t.Helper()
+	testutil.CheckAgainstModel(t, readLines(t, out), want, true)
+}
