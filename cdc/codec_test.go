@@ -243,3 +243,53 @@ func TestFlatValueIsTheAfterRow(t *testing.T) {
 		t.Fatalf("flat tombstone = %q, %v; want nothing", b, err)
 	}
 }
+
+func TestSchemaFormRoundTrip(t *testing.T) {
+	t.Parallel()
+	rec := sampleRecord()
+	rec.After[0].Type = &Type{Kind: KindInt64}
+	rec.After[2].Type = &Type{Kind: KindBytes, Logical: "org.apache.kafka.connect.data.Decimal", Params: map[string]string{"scale": "2", "connect.decimal.precision": "10"}, Optional: true}
+	v, err := AppendValueWithSchema(nil, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := AppendKeyWithSchema(nil, &rec)
+	for _, b := range [][]byte{v, k} {
+		if !json.Valid(b) {
+			t.Fatalf("invalid JSON: %s", b)
+		}
+	}
+	plain, _ := AppendValue(nil, &rec)
+	var w struct {
+		Schema  json.RawMessage `json:"schema"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	_ = json.Unmarshal(v, &w)
+	if string(w.Payload) != string(plain) {
+		t.Fatalf("payload differs from the schemaless envelope:\n%s\n%s", w.Payload, plain)
+	}
+	for _, want := range []string{
+		`"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"connect.decimal.precision":"10","scale":"2"},"field":"price"`,
+		`"name":"shop.inventory.items.Envelope"`,
+		`"name":"io.debezium.connector.mysql.Source","field":"source"`,
+		`{"type":"string","optional":false,"field":"op"}`,
+	} {
+		if !strings.Contains(string(w.Schema), want) {
+			t.Errorf("schema lacks %s", want)
+		}
+	}
+	m := Message{Topic: rec.Topic, Key: k, Value: v}
+	got, err := m.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := got.After.Get("price"); f.Type == nil || f.Type.Logical != "org.apache.kafka.connect.data.Decimal" || f.Type.Params["scale"] != "2" {
+		t.Fatalf("price type after decode = %+v", f.Type)
+	}
+	if f, _ := got.Key.Get("id"); f.Type == nil || f.Type.Kind != KindInt64 {
+		t.Fatalf("key id type after decode = %+v", f.Type)
+	}
+	if f, _ := got.After.Get("ok"); f.Type == nil || f.Type.Kind != KindBoolean {
+		t.Fatalf("inferred ok type = %+v", f.Type)
+	}
+}

@@ -18,9 +18,15 @@ func (m *Message) Decode() (Record, error) {
 		return fmt.Errorf("%w: %s at %s[%d]@%d: %v", ErrBadEvent, what, m.Topic, m.Partition, m.Offset, err)
 	}
 	if len(m.Key) > 0 {
-		key, err := decodeRowJSON(unwrapPayload(m.Key))
+		schema, payload := splitSchema(m.Key)
+		key, err := decodeRowJSON(payload)
 		if err != nil {
 			return rec, where("decoding key", err)
+		}
+		if schema != nil {
+			if err := applySchema(key, schema, ""); err != nil {
+				return rec, where("reading key schema", err)
+			}
 		}
 		rec.Key = key
 	}
@@ -41,7 +47,8 @@ func (m *Message) Decode() (Record, error) {
 			DataCollectionOrder int64  `json:"data_collection_order"`
 		} `json:"transaction"`
 	}
-	if err := json.Unmarshal(unwrapPayload(m.Value), &env); err != nil {
+	schema, payload := splitSchema(m.Value)
+	if err := json.Unmarshal(payload, &env); err != nil {
 		return rec, where("decoding value", err)
 	}
 	op, err := ParseOp(env.Op)
@@ -55,6 +62,14 @@ func (m *Message) Decode() (Record, error) {
 	if rec.After, err = decodeRowJSON(env.After); err != nil {
 		return rec, where("decoding after", err)
 	}
+	if schema != nil {
+		if err := applySchema(rec.Before, schema, "before"); err != nil {
+			return rec, where("reading value schema", err)
+		}
+		if err := applySchema(rec.After, schema, "after"); err != nil {
+			return rec, where("reading value schema", err)
+		}
+	}
 	if rec.Source, err = decodeSource(env.Source); err != nil {
 		return rec, where("decoding source", err)
 	}
@@ -67,21 +82,38 @@ func (m *Message) Decode() (Record, error) {
 	return rec, nil
 }
 
-// unwrapPayload returns the "payload" member of a {"schema":…,"payload":…}
-// document, or b itself when it is not one.
-func unwrapPayload(b []byte) []byte {
+// splitSchema returns the schema and payload of a {"schema":…,"payload":…}
+// document, or a nil schema and b itself when it is not one.
+func splitSchema(b []byte) (schema json.RawMessage, payload []byte) {
 	b = bytes.TrimSpace(b)
 	if !bytes.HasPrefix(b, []byte(`{"schema"`)) {
-		return b
+		return nil, b
 	}
 	var w struct {
 		Schema  json.RawMessage `json:"schema"`
 		Payload json.RawMessage `json:"payload"`
 	}
 	if json.Unmarshal(b, &w) != nil || w.Payload == nil {
-		return b
+		return nil, b
 	}
-	return w.Payload
+	return w.Schema, w.Payload
+}
+
+// applySchema sets the Type of row's fields from the schema.
+func applySchema(row Row, schema json.RawMessage, field string) error {
+	if row == nil {
+		return nil
+	}
+	types, err := schemaTypes(schema, field)
+	if err != nil {
+		return err
+	}
+	for i := range row {
+		if t, ok := types[row[i].Name]; ok {
+			row[i].Type = t
+		}
+	}
+	return nil
 }
 
 // decodeRowJSON decodes a JSON object into a Row, keeping column order.

@@ -104,7 +104,11 @@ type Source struct {
 	Config     Section
 	Transforms []Transform
 	// Errors is the `errors:` mapping, decoded by the error handling code.
-	Errors  Section
+	Errors Section
+	// Schemas writes change events in Kafka Connect's JSON form with
+	// schemas ({"schema":…,"payload":…}, schemas.enable=true), so consumers
+	// learn column types from the events themselves.
+	Schemas bool
 	Pos     Pos    // position of the list item
 	TypePos Pos    // position of the `type` value, for "unknown type" errors
 	Path    string // key path, such as "sources[0]"
@@ -453,18 +457,22 @@ func (l *loader) source(item Section) {
 	if !l.checkMapping(item) {
 		return
 	}
-	var raw connector
+	var raw struct {
+		connector `yaml:",inline"`
+		Schemas   bool `yaml:"schemas"`
+	}
 	l.decode(item, &raw)
 	src := Source{
 		Name:    raw.Name,
 		Type:    raw.Type,
+		Schemas: raw.Schemas,
 		Config:  item.Field("config"),
 		Errors:  item.Field("errors"),
 		Pos:     item.Pos(),
 		TypePos: item.Field("type").Pos(),
 		Path:    item.Path(),
 	}
-	l.checkConnector(item, raw)
+	l.checkConnector(item, raw.connector)
 	src.Transforms = l.transforms(raw.Transforms)
 	l.p.Sources = append(l.p.Sources, src)
 }

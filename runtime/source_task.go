@@ -212,6 +212,10 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 	msgs = make([]kafka.Message, 0, len(recs)+len(recs)/8)
 	var newTopics []string
 	seen := map[string]bool{}
+	appendKey, appendValue := cdc.AppendKey, cdc.AppendValue
+	if bs.cfg.Schemas {
+		appendKey, appendValue = cdc.AppendKeyWithSchema, cdc.AppendValueWithSchema
+	}
 	encode := func(r *cdc.Record) (kafka.Message, error) {
 		if r.Topic == "" {
 			return kafka.Message{}, fmt.Errorf("%w: record without a topic (table %s.%s)", cdc.ErrBadEvent, r.Source.DB, r.Source.Table)
@@ -219,12 +223,12 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 		m := kafka.Message{Topic: r.Topic}
 		var err error
 		if r.Key != nil {
-			if m.Key, err = cdc.AppendKey(nil, r); err != nil {
+			if m.Key, err = appendKey(nil, r); err != nil {
 				return m, fmt.Errorf("encoding key for %s: %w", r.Topic, err)
 			}
 		}
 		if !r.Tombstone {
-			*scratch, err = cdc.AppendValue((*scratch)[:0], r)
+			*scratch, err = appendValue((*scratch)[:0], r)
 			if err != nil {
 				return m, fmt.Errorf("encoding value for %s: %w", r.Topic, err)
 			}

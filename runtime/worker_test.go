@@ -375,3 +375,34 @@ func testutil_Check(t *testing.T, out string, want []cdc.Record) {
 	t.Helper()
 	testutil.CheckAgainstModel(t, readLines(t, out), want, true)
 }
+
+func TestSchemasOptionWritesSchemaAndPayload(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, "")
+	p := pipeline(t, `
+worker: {data_dir: $DIR/data, http: "off"}
+sources:
+  - {name: gen, type: generator, schemas: true, config: {topic_prefix: sc, total: 5}}
+sinks:
+  - {name: out, type: file, topics: [sc.inventory.items], config: {path: $DIR/out.jsonl}}
+`)
+	store, _ := offsets.OpenFile(filepath.Join(t.TempDir(), "o.json"))
+	start(t, p, registry(nil), b.Addr(), store)
+	out := filepath.Join(filepath.Dir(p.File), "out.jsonl")
+	waitFor(t, "5 events", 20*time.Second, func() bool { return len(readLines(t, out)) >= 5 })
+	l := readLines(t, out)[0]
+	m := cdc.Message{Topic: l.Topic, Key: l.Key, Value: l.Value}
+	rec, err := m.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(l.Value), `{"schema":{"type":"struct"`) || !strings.HasPrefix(string(l.Key), `{"schema":`) {
+		t.Fatalf("not in schema form: key %s value %.80s", l.Key, l.Value)
+	}
+	if f, _ := rec.After.Get("qty"); f.Type == nil || f.Type.Kind != cdc.KindInt32 {
+		t.Fatalf("qty type = %+v", f.Type)
+	}
+	if f, _ := rec.After.Get("status"); f.Type == nil || f.Type.Logical != "io.debezium.data.Enum" {
+		t.Fatalf("status type = %+v", f.Type)
+	}
+}

@@ -268,7 +268,7 @@ func newColumnTypes() columnTypes {
 		Seq:     &cdc.Type{Kind: cdc.KindInt64},
 		Name:    &cdc.Type{Kind: cdc.KindString, SourceType: "VARCHAR(64)"},
 		Qty:     &cdc.Type{Kind: cdc.KindInt32, SourceType: "INT"},
-		Price:   &cdc.Type{Kind: cdc.KindString, Logical: "org.apache.kafka.connect.data.Decimal", Params: map[string]string{"scale": "2"}, SourceType: "DECIMAL(10,2)"},
+		Price:   &cdc.Type{Kind: cdc.KindString, SourceType: "DECIMAL(10,2)"}, // decimal.handling.mode=string
 		Status:  &cdc.Type{Kind: cdc.KindString, Logical: "io.debezium.data.Enum", SourceType: "ENUM"},
 		Version: &cdc.Type{Kind: cdc.KindInt64, SourceType: "BIGINT UNSIGNED"},
 		Payload: &cdc.Type{Kind: cdc.KindString, Optional: true, SourceType: "TEXT"},
