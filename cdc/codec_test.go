@@ -293,3 +293,49 @@ func TestSchemaFormRoundTrip(t *testing.T) {
 		t.Fatalf("inferred ok type = %+v", f.Type)
 	}
 }
+
+// FuzzDecodeRow checks the fast row decoder against encoding/json: same
+// acceptance, same values.
+func FuzzDecodeRow(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":"x","c":null,"d":true,"e":[1,{"f":2}],"g":{"h":"\u00e9"}}`, `{}`, `{"a":"\n"}`, `{"a":1e5,"b":-0.5}`, `{"a":01}`, `{"a":"x",}`, `{"a" 1}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		row, err := decodeRowJSON([]byte(s))
+		if t := strings.TrimSpace(s); t == "" || t == "null" {
+			return
+		}
+		var ref map[string]any
+		var refErr error = errSyntax
+		if json.Valid([]byte(s)) {
+			dec := json.NewDecoder(strings.NewReader(s))
+			dec.UseNumber()
+			refErr = dec.Decode(&ref)
+		}
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("%q: fast decoder err %v, encoding/json err %v", s, err, refErr)
+		}
+		if err != nil {
+			return
+		}
+		last := map[string]any{} // duplicate names: the last one wins, as in encoding/json
+		for _, fl := range row {
+			v := fl.Value
+			if fl.Unchanged {
+				v = UnavailableValue
+			}
+			last[fl.Name] = v
+		}
+		if len(last) != len(ref) {
+			t.Fatalf("%q: %d columns, encoding/json %d", s, len(last), len(ref))
+		}
+		for name, got := range last {
+			want := ref[name]
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(want)
+			if string(gb) != string(wb) {
+				t.Fatalf("%q: column %s = %s, encoding/json %s", s, name, gb, wb)
+			}
+		}
+	})
+}

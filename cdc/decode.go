@@ -36,30 +36,52 @@ func (m *Message) Decode() (Record, error) {
 		return rec, nil
 	}
 	var env struct {
-		Before      json.RawMessage `json:"before"`
-		After       json.RawMessage `json:"after"`
-		Source      json.RawMessage `json:"source"`
-		Op          string          `json:"op"`
-		TsMs        *int64          `json:"ts_ms"`
-		Transaction *struct {
-			ID                  string `json:"id"`
-			TotalOrder          int64  `json:"total_order"`
-			DataCollectionOrder int64  `json:"data_collection_order"`
-		} `json:"transaction"`
+		before, after, source, transaction []byte
+		op                                 string
+		tsMs                               *int64
 	}
 	schema, payload := splitSchema(m.Value)
-	if err := json.Unmarshal(payload, &env); err != nil {
+	err := eachMember(payload, func(name string, raw []byte) error {
+		switch name {
+		case "before":
+			env.before = raw
+		case "after":
+			env.after = raw
+		case "source":
+			env.source = raw
+		case "transaction":
+			env.transaction = raw
+		case "op":
+			if raw[0] != '"' {
+				return fmt.Errorf("op is not a string")
+			}
+			s, err := decodeString(raw)
+			env.op = s
+			return err
+		case "ts_ms":
+			if raw[0] == 'n' {
+				return nil
+			}
+			n, err := strconv.ParseInt(string(raw), 10, 64)
+			if err != nil {
+				return fmt.Errorf("ts_ms: %w", err)
+			}
+			env.tsMs = &n
+		}
+		return nil
+	})
+	if err != nil {
 		return rec, where("decoding value", err)
 	}
-	op, err := ParseOp(env.Op)
+	op, err := ParseOp(env.op)
 	if err != nil {
 		return rec, where("reading op", err)
 	}
 	rec.Op = op
-	if rec.Before, err = decodeRowJSON(env.Before); err != nil {
+	if rec.Before, err = decodeRowJSON(env.before); err != nil {
 		return rec, where("decoding before", err)
 	}
-	if rec.After, err = decodeRowJSON(env.After); err != nil {
+	if rec.After, err = decodeRowJSON(env.after); err != nil {
 		return rec, where("decoding after", err)
 	}
 	if schema != nil {
@@ -70,13 +92,21 @@ func (m *Message) Decode() (Record, error) {
 			return rec, where("reading value schema", err)
 		}
 	}
-	if rec.Source, err = decodeSource(env.Source); err != nil {
+	if rec.Source, err = decodeSource(env.source); err != nil {
 		return rec, where("decoding source", err)
 	}
-	if env.TsMs != nil {
-		rec.Time = time.UnixMilli(*env.TsMs)
+	if env.tsMs != nil {
+		rec.Time = time.UnixMilli(*env.tsMs)
 	}
-	if t := env.Transaction; t != nil {
+	if raw := env.transaction; len(raw) > 0 && raw[0] == '{' {
+		var t struct {
+			ID                  string `json:"id"`
+			TotalOrder          int64  `json:"total_order"`
+			DataCollectionOrder int64  `json:"data_collection_order"`
+		}
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return rec, where("decoding transaction", err)
+		}
 		rec.Transaction = &Transaction{ID: t.ID, TotalOrder: t.TotalOrder, DataCollectionOrder: t.DataCollectionOrder}
 	}
 	return rec, nil
@@ -85,18 +115,24 @@ func (m *Message) Decode() (Record, error) {
 // splitSchema returns the schema and payload of a {"schema":…,"payload":…}
 // document, or a nil schema and b itself when it is not one.
 func splitSchema(b []byte) (schema json.RawMessage, payload []byte) {
-	b = bytes.TrimSpace(b)
+	b = trimJSONSpace(b)
 	if !bytes.HasPrefix(b, []byte(`{"schema"`)) {
 		return nil, b
 	}
-	var w struct {
-		Schema  json.RawMessage `json:"schema"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	if json.Unmarshal(b, &w) != nil || w.Payload == nil {
+	var sch, pay []byte
+	err := eachMember(b, func(name string, raw []byte) error {
+		switch name {
+		case "schema":
+			sch = raw
+		case "payload":
+			pay = raw
+		}
+		return nil
+	})
+	if err != nil || pay == nil {
 		return nil, b
 	}
-	return w.Schema, w.Payload
+	return sch, pay
 }
 
 // applySchema sets the Type of row's fields from the schema.
@@ -118,63 +154,29 @@ func applySchema(row Row, schema json.RawMessage, field string) error {
 
 // decodeRowJSON decodes a JSON object into a Row, keeping column order.
 // Values are nil, string, json.Number (every digit kept), bool, []any or
-// map[string]any; Field.Type is nil.
-// null or empty input gives a nil Row.
+// map[string]any; Field.Type is nil. null or empty input gives a nil Row.
 func decodeRowJSON(b []byte) (Row, error) {
-	b = bytes.TrimSpace(b)
+	b = trimJSONSpace(b)
 	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	row, err := decodeObject(dec)
-	if err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("trailing data after object")
-	}
-	return row, nil
-}
-
-func decodeObject(dec *json.Decoder) (Row, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("expected an object, found %v", tok)
-	}
-	row := Row{}
-	for dec.More() {
-		tok, err := dec.Token()
+	row := make(Row, 0, 8)
+	err := eachMember(b, func(name string, raw []byte) error {
+		v, err := decodeValue(raw)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("column %s: %w", name, err)
 		}
-		name, _ := tok.(string)
-		f := Field{Name: name}
-		if err := decodeField(dec, &f); err != nil {
-			return nil, fmt.Errorf("column %s: %w", name, err)
+		f := Field{Name: name, Value: v}
+		if s, ok := v.(string); ok && s == UnavailableValue {
+			f.Value, f.Unchanged = nil, true
 		}
 		row = append(row, f)
-	}
-	if _, err := dec.Token(); err != nil { // closing '}'
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return row, nil
-}
-
-func decodeField(dec *json.Decoder, f *Field) error {
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return err
-	}
-	if s, ok := v.(string); ok && s == UnavailableValue {
-		f.Unchanged = true
-		return nil
-	}
-	f.Value = v
-	return nil
 }
 
 var sourceKnown = map[string]bool{

@@ -154,6 +154,7 @@ func registry(stdout io.Writer) *runtime.Registry {
 	registerMySQL(reg)
 	registerPostgres(reg)
 	registerRedis(reg)
+	registerPostgresSink(reg)
 	return reg
 }
 
