@@ -97,11 +97,11 @@ func (s *Sink) ident(name string) string {
 
 // change is the net effect of a batch on one key of one table.
 type change struct {
-	key   string   // encoded key values, for collapsing
-	pk    cdc.Row  // key columns (view names)
-	row   cdc.Row  // projected row for upserts; nil for deletes
-	del   bool     //
-	index int      // index in the batch of the message that made it
+	key   string  // encoded key values, for collapsing
+	pk    cdc.Row // key columns (view names)
+	row   cdc.Row // projected row for upserts; nil for deletes
+	del   bool    //
+	index int     // index in the batch of the message that made it
 }
 
 // plan is the net effect of a batch on one table.

@@ -269,7 +269,7 @@ func TestUnchangedToastNullsSoftDeleteAndEvolution(t *testing.T) {
 	must(f.msg(rec(cdc.OpCreate, nil, row(1, "a", int64(5))), false), f.msg(rec(cdc.OpCreate, nil, row(2, "b", int64(6))), false))
 	toast := row(1, "a2", nil)
 	toast[2].Unchanged = true
-	must(f.msg(rec(cdc.OpUpdate, nil, toast), false))          // qty untouched
+	must(f.msg(rec(cdc.OpUpdate, nil, toast), false))            // qty untouched
 	must(f.msg(rec(cdc.OpUpdate, nil, row(2, "b", nil)), false)) // qty becomes NULL
 	with := append(row(1, "a3", int64(7)), cdc.Field{Name: "note", Value: "new column"})
 	must(f.msg(rec(cdc.OpUpdate, nil, with), false))             // auto_evolve adds note
