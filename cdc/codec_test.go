@@ -339,3 +339,32 @@ func FuzzDecodeRow(f *testing.F) {
 		}
 	})
 }
+
+func TestFlatValuesDecodeAsRows(t *testing.T) {
+	t.Parallel()
+	rec := sampleRecord()
+	rec.Flat = true
+	for _, schemas := range []bool{false, true} {
+		enc := AppendValue
+		if schemas {
+			enc = AppendValueWithSchema
+		}
+		v, err := enc(nil, &rec)
+		if err != nil || !json.Valid(v) {
+			t.Fatalf("schemas=%v: %s, %v", schemas, v, err)
+		}
+		m := Message{Topic: rec.Topic, Value: v}
+		got, err := m.Decode()
+		if err != nil {
+			t.Fatalf("schemas=%v: %v", schemas, err)
+		}
+		if !got.Flat || got.Op != OpRead || got.After.Value("name") != "new ✓" || got.Before != nil {
+			t.Fatalf("schemas=%v: decoded %+v", schemas, got)
+		}
+		if schemas {
+			if f, _ := got.After.Get("id"); f.Type == nil || f.Type.Kind != KindInt64 {
+				t.Fatalf("flat schema lost the id type: %+v", f.Type)
+			}
+		}
+	}
+}

@@ -10,7 +10,9 @@ import (
 
 // Decode parses m as a Debezium change event (with or without the
 // schema/payload wrapper). A message with a null value decodes to a
-// tombstone record. Errors wrap ErrBadEvent and name the topic, partition
+// tombstone record. A flat value — a plain row without the envelope, as
+// after ExtractNewRecordState — decodes to a Flat record with that row as
+// After and op "r" (an upsert of the row). Errors wrap ErrBadEvent and name the topic, partition
 // and offset, so a bad message can be found and dead-lettered.
 func (m *Message) Decode() (Record, error) {
 	rec := Record{Topic: m.Topic, Headers: m.Headers, Kafka: &KafkaCoordinates{Partition: m.Partition, Offset: m.Offset, Timestamp: m.Time}}
@@ -72,6 +74,20 @@ func (m *Message) Decode() (Record, error) {
 	})
 	if err != nil {
 		return rec, where("decoding value", err)
+	}
+	if env.op == "" && env.source == nil && env.before == nil && env.after == nil {
+		// A flat value (ExtractNewRecordState, outbox): the row itself.
+		row, err := decodeRowJSON(payload)
+		if err != nil {
+			return rec, where("decoding flat value", err)
+		}
+		if schema != nil {
+			if err := applySchema(row, schema, ""); err != nil {
+				return rec, where("reading value schema", err)
+			}
+		}
+		rec.Op, rec.After, rec.Flat = OpRead, row, true
+		return rec, nil
 	}
 	op, err := ParseOp(env.op)
 	if err != nil {

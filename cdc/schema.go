@@ -32,6 +32,19 @@ func AppendValueWithSchema(dst []byte, rec *Record) ([]byte, error) {
 	if rec.Tombstone {
 		return dst, nil
 	}
+	if rec.Flat {
+		if rec.After == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, `{"schema":`...)
+		dst = appendStructSchema(dst, rec.After, true, rec.Topic+".Value", "")
+		dst = append(dst, `,"payload":`...)
+		dst, err := appendRow(dst, rec.After)
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, '}'), nil
+	}
 	row := rec.After
 	if row == nil {
 		row = rec.Before

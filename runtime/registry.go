@@ -113,6 +113,62 @@ type builtSink struct {
 type namedTransform struct {
 	typ string
 	t   cdc.Transform
+	ip  inPlacer // the transform's in-place form, when it has one
+}
+
+// inPlacer is the optional fast form of a one-in, at-most-one-out
+// transform: it rewrites the caller's copy of the record (never what that
+// copy shares with other records) and reports false to drop it.
+type inPlacer interface {
+	ApplyInPlace(rec *cdc.Record) (keep bool, err error)
+}
+
+// runChain runs ts over in, in order. It uses the in-place forms when every
+// transform has one (no per-record slices), Apply otherwise. On an error it
+// returns the failing transform's type.
+func runChain(ts []namedTransform, in []cdc.Record, allInPlace bool) ([]cdc.Record, string, error) {
+	if allInPlace {
+		out := in[:0:0]
+		for _, r := range in {
+			keep := true
+			for _, t := range ts {
+				var err error
+				if keep, err = t.ip.ApplyInPlace(&r); err != nil {
+					return nil, t.typ, err
+				}
+				if !keep {
+					break
+				}
+			}
+			if keep {
+				out = append(out, r)
+			}
+		}
+		return out, "", nil
+	}
+	chain := in
+	for _, t := range ts {
+		var next []cdc.Record
+		for _, r := range chain {
+			o, err := t.t.Apply(r)
+			if err != nil {
+				return nil, t.typ, err
+			}
+			next = append(next, o...)
+		}
+		chain = next
+	}
+	return chain, "", nil
+}
+
+// inPlace reports whether every transform has an in-place form.
+func inPlace(ts []namedTransform) bool {
+	for _, t := range ts {
+		if t.ip == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Check builds every connector and transform of p without starting any and
@@ -202,7 +258,9 @@ func (r *Registry) buildTransforms(tcs []configs.Transform) ([]namedTransform, e
 			errs = append(errs, annotate(tc.Config, err))
 			continue
 		}
-		out = append(out, namedTransform{typ: tc.Type, t: t})
+		nt := namedTransform{typ: tc.Type, t: t}
+		nt.ip, _ = t.(inPlacer)
+		out = append(out, nt)
 	}
 	return out, errors.Join(errs...)
 }

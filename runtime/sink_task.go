@@ -253,17 +253,9 @@ func (w *Worker) transformMessage(bs *builtSink, m *cdc.Message) ([]cdc.Message,
 	if err != nil {
 		return nil, fail(stageConvert, "cdc.Message.Decode", err)
 	}
-	chain := []cdc.Record{rec}
-	for _, t := range bs.transforms {
-		var next []cdc.Record
-		for _, r := range chain {
-			o, err := t.t.Apply(r)
-			if err != nil {
-				return nil, fail(stageTransform, t.typ, err)
-			}
-			next = append(next, o...)
-		}
-		chain = next
+	chain, typ, err := runChain(bs.transforms, []cdc.Record{rec}, inPlace(bs.transforms))
+	if err != nil {
+		return nil, fail(stageTransform, typ, err)
 	}
 	out := make([]cdc.Message, 0, len(chain))
 	for j := range chain {

@@ -240,6 +240,7 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 		return m, nil
 	}
 	dlqTopic := bs.policy.dlq
+	fastChain := inPlace(bs.transforms)
 	for i := range recs {
 		r := &recs[i]
 		if r.Position != nil {
@@ -253,20 +254,12 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 			chain = append(chain, cdc.Record{Topic: r.Topic, Key: r.Key, Tombstone: true, Op: cdc.OpDelete, Source: r.Source, Time: r.Time})
 		}
 		var fail *failure
-		for _, t := range bs.transforms {
-			var next []cdc.Record
-			for _, in := range chain {
-				out, err := t.t.Apply(in)
-				if err != nil {
-					fail = &failure{connector: bs.cfg.Name, stage: stageTransform, class: t.typ, err: err, topic: r.Topic, partition: -1}
-					break
-				}
-				next = append(next, out...)
+		if len(bs.transforms) > 0 {
+			out, typ, err := runChain(bs.transforms, chain, fastChain)
+			if err != nil {
+				fail = &failure{connector: bs.cfg.Name, stage: stageTransform, class: typ, err: err, topic: r.Topic, partition: -1}
 			}
-			if fail != nil {
-				break
-			}
-			chain = next
+			chain = out
 		}
 		var batch []kafka.Message
 		if fail == nil {

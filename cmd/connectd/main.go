@@ -155,6 +155,7 @@ func registry(stdout io.Writer) *runtime.Registry {
 	registerPostgres(reg)
 	registerRedis(reg)
 	registerPostgresSink(reg)
+	registerTransforms(reg)
 	return reg
 }
 
