@@ -137,7 +137,12 @@ func appendRow(dst []byte, r Row) ([]byte, error) {
 		dst = appendString(dst, r[i].Name)
 		dst = append(dst, ':')
 		if r[i].Unchanged {
-			dst = appendString(dst, UnavailableValue)
+			// A source may carry its configured placeholder as the value.
+			ph, ok := r[i].Value.(string)
+			if !ok {
+				ph = UnavailableValue
+			}
+			dst = appendString(dst, ph)
 			continue
 		}
 		if dst, err = appendValue(dst, r[i].Value); err != nil {

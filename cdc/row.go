@@ -63,7 +63,9 @@ type Field struct {
 	Type  *Type
 	Value any
 	// Unchanged marks a value the source did not send (Postgres unchanged
-	// TOAST). Sinks must leave the stored value untouched.
+	// TOAST). Sinks must leave the stored value untouched. It is encoded as
+	// UnavailableValue, or as Value when a source sets its configured
+	// placeholder string there.
 	Unchanged bool
 }
 

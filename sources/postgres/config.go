@@ -58,6 +58,10 @@ type Config struct {
 	// DropSlotOnStop drops the slot when the connector stops (tests and
 	// throw-away pipelines only: changes made while stopped are lost).
 	DropSlotOnStop bool `yaml:"drop_slot_on_stop"`
+	// UnavailableValuePlaceholder is written for unchanged TOAST values
+	// (Debezium's unavailable.value.placeholder; default
+	// "__debezium_unavailable_value", which connectd's sinks recognise).
+	UnavailableValuePlaceholder string `yaml:"unavailable_value_placeholder"`
 }
 
 // Defaults.

@@ -667,3 +667,22 @@ func TestExtensionTypes(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", a, want)
 	}
 }
+
+func TestConfigurableUnavailablePlaceholder(t *testing.T) {
+	e := newTestEnv(t)
+	e.exec("CREATE TABLE " + e.schema + ".docs (id int PRIMARY KEY, n int, body text)")
+	cfg := e.config()
+	cfg.SnapshotMode = SnapshotNever
+	cfg.UnavailableValuePlaceholder = "__toast_kept__"
+	s := e.open(cfg, nil)
+	big := "md5(random()::text) || string_agg(md5(random()::text), '') FROM generate_series(1, 400)"
+	e.exec("INSERT INTO " + e.schema + ".docs SELECT 1, 1, " + big)
+	e.exec("UPDATE " + e.schema + ".docs SET n = 2")
+	recs := read(t, s, 2, 10*time.Second)
+	if f, _ := recs[1].After.Get("body"); !f.Unchanged {
+		t.Fatalf("body not marked unchanged: %+v", f)
+	}
+	if v := value(t, recs[1]); !strings.Contains(v, `"body":"__toast_kept__"`) {
+		t.Fatalf("encoded update lacks the configured placeholder: %s", v)
+	}
+}

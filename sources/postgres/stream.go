@@ -376,6 +376,9 @@ func (s *Source) tupleRow(t *table, td *pglogrepl.TupleData, fill cdc.Row) (cdc.
 				f.Value = fill[i].Value
 			} else {
 				f.Unchanged = true
+				if ph := s.cfg.UnavailableValuePlaceholder; ph != "" {
+					f.Value = ph
+				}
 			}
 		case pglogrepl.TupleDataTypeText:
 			v, err := col.conv(c.Data)
