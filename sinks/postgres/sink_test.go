@@ -324,3 +324,47 @@ func TestAutoCreateOffIsAClearError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestShapeKeyAndPermissionErrors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "auto_evolve: false")
+	if _, err := f.write([]cdc.Message{f.msg(rec(cdc.OpCreate, nil, row(1, "a", int64(1))), false)}); err != nil {
+		t.Fatal(err)
+	}
+	extra := append(row(2, "b", int64(2)), cdc.Field{Name: "color", Value: "red"})
+	_, err := f.write([]cdc.Message{f.msg(rec(cdc.OpCreate, nil, extra), false)})
+	if err == nil || !cdc.IsTerminal(err) || !strings.Contains(err.Error(), "has no column color (text) and auto_evolve is false") {
+		t.Fatalf("missing column with auto_evolve false: err = %v", err)
+	}
+
+	keyless := cdc.Record{Topic: "shop.db.things", Op: cdc.OpCreate, After: row(3, "c", int64(3)), Source: cdc.SourceInfo{DB: "db", Table: "things"}}
+	n, err := f.write([]cdc.Message{f.msg(keyless, false)})
+	if n != 0 || !cdc.IsBadRecord(err) || !strings.Contains(err.Error(), "has no key; set primary_key") {
+		t.Fatalf("keyless record: %d, %v", n, err)
+	}
+
+	// A role that may connect but not create tables in the schema.
+	ctx := context.Background()
+	role := "pgsink_ro_" + f.schema
+	if _, err := f.conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = f.conn.Exec(context.Background(), "DROP OWNED BY "+role)
+		_, _ = f.conn.Exec(context.Background(), "DROP ROLE "+role)
+	})
+	_, _ = f.conn.Exec(ctx, "GRANT USAGE ON SCHEMA "+f.schema+" TO "+role)
+	cfg, _ := pgx.ParseConfig(f.sink.cfg.DSN)
+	dsn := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", role, cfg.Host, cfg.Port, cfg.Database)
+	ro, err := New(section(t, fmt.Sprintf("dsn: %q\nschema: %s", dsn, f.schema)), "ro", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ro.Open(ctx)
+	if err == nil {
+		ro.Close(ctx)
+	}
+	if err == nil || !cdc.IsTerminal(err) || !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), "grant the privilege") {
+		t.Fatalf("permission denied: err = %v", err)
+	}
+}
