@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; .ci/run runs exactly this).
-# Starts MariaDB, PostgreSQL and Redis on loopback (installing them from apt
-# when missing), then runs vet, gofmt and every test, integration tests
+# Starts MariaDB, PostgreSQL and Redis (plus a 3-master Redis Cluster) on
+# loopback (installing them from apt when missing), then runs vet, gofmt and every test, integration tests
 # included: CONNECTD_REQUIRE_SERVERS=1 turns a missing server into a
 # failure instead of a skip.
 set -euo pipefail
@@ -9,8 +9,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/services.sh start
-trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+scripts/redis-cluster.sh start
+trap 'scripts/redis-cluster.sh stop >/dev/null 2>&1 || true; scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
 eval "$(scripts/services.sh env)"
+eval "$(scripts/redis-cluster.sh env)"
 export CONNECTD_REQUIRE_SERVERS=1
 
 echo "== go vet" >&2
