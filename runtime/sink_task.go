@@ -81,6 +81,30 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 	lag := w.metrics.sinkLag.WithLabelValues(name)
 	recheck := time.NewTicker(15 * time.Second)
 	defer recheck.Stop()
+
+	// Offsets of what the sink wrote are committed to the group at most
+	// every offset_flush_interval (as Kafka Connect does) and whenever the
+	// task ends, never before the write: a crash re-delivers at most that
+	// interval's messages, which the sink skips (OffsetStorer) or re-applies
+	// idempotently.
+	flushEvery := time.Duration(w.opts.Pipeline.Worker.OffsetFlushInterval)
+	pending := map[cdc.TopicPartition]kafka.Message{}
+	lastCommit := time.Now()
+	commit := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		msgs := make([]kafka.Message, 0, len(pending))
+		for _, m := range pending {
+			msgs = append(msgs, m)
+		}
+		if err := reader.CommitMessages(hard, msgs...); err != nil {
+			return fmt.Errorf("committing offsets of group %s: %w", GroupID(name), err)
+		}
+		clear(pending)
+		lastCommit = time.Now()
+		return nil
+	}
 	kmsgs := make([]kafka.Message, 0, w.opts.SinkBatchSize)
 	for {
 		select {
@@ -89,19 +113,22 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 				now, err := w.sinkTopics(soft, bs)
 				if err == nil && !slices.Equal(now, topics) {
 					log.Info("topics_regex matches a new set of topics; re-joining", "topics", strings.Join(now, ","))
-					return errTopicsChanged
+					return errors.Join(errTopicsChanged, commit())
 				}
 			}
 		default:
 		}
 		var err error
-		kmsgs, err = w.fetchBatch(soft, reader, kmsgs[:0])
+		kmsgs, err = w.fetchBatch(soft, reader, kmsgs[:0], flushEvery-time.Since(lastCommit))
 		if len(kmsgs) == 0 {
 			if soft.Err() != nil {
-				return nil
+				return commit()
 			}
-			if err != nil {
-				return fmt.Errorf("consuming %s from %s: %w", strings.Join(topics, ","), w.opts.Kafka.Addr(), err)
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return errors.Join(fmt.Errorf("consuming %s from %s: %w", strings.Join(topics, ","), w.opts.Kafka.Addr(), err), commit())
+			}
+			if err := commit(); err != nil { // idle: flush what is written
+				return err
 			}
 			continue
 		}
@@ -109,33 +136,38 @@ func (w *Worker) runSink(soft, hard context.Context, bs *builtSink) error {
 		batch, from, err := w.sinkTransform(hard, bs, dlq, kmsgs, applied)
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "transform").Inc()
-			return err
+			return errors.Join(err, commit())
 		}
 		// Write with hard: a batch fetched before shutdown is still
 		// written and committed during the grace period.
 		done, err := w.writeBatch(hard, bs, snk, dlq, kmsgs, batch, from)
 		if done > 0 || len(batch) == 0 {
-			covered := covered(kmsgs, from, done)
-			if len(covered) > 0 {
-				if cerr := reader.CommitMessages(hard, lastPerPartition(covered)...); cerr != nil {
-					return errors.Join(err, fmt.Errorf("committing offsets of group %s: %w", GroupID(name), cerr))
-				}
+			for _, m := range covered(kmsgs, from, done) {
+				pending[cdc.TopicPartition{Topic: m.Topic, Partition: m.Partition}] = m
 			}
 			written.Add(float64(done))
 		}
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "write").Inc()
-			return err
+			return errors.Join(err, commit())
+		}
+		if time.Since(lastCommit) >= flushEvery || soft.Err() != nil {
+			if err := commit(); err != nil {
+				return err
+			}
 		}
 		batchTime.Observe(time.Since(start).Seconds())
 		lag.Set(float64(reader.Lag()))
 	}
 }
 
-// fetchBatch blocks for a first message, then gathers more for at most
-// SinkLinger, up to SinkBatchSize.
-func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader, out []kafka.Message) ([]kafka.Message, error) {
-	m, err := r.FetchMessage(ctx)
+// fetchBatch blocks for a first message (at most maxWait, so pending
+// offsets get committed when the topic goes idle), then gathers more for at
+// most SinkLinger, up to SinkBatchSize.
+func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader, out []kafka.Message, maxWait time.Duration) ([]kafka.Message, error) {
+	fctx, cancel := context.WithTimeout(ctx, max(maxWait, 10*time.Millisecond))
+	m, err := r.FetchMessage(fctx)
+	cancel()
 	if err != nil {
 		return out, err
 	}
@@ -297,26 +329,6 @@ func covered(kmsgs []kafka.Message, from []int, done int) []kafka.Message {
 	return kmsgs[:from[done]]
 }
 
-// lastPerPartition returns the last message of each topic partition:
-// committing it commits everything before it.
-func lastPerPartition(msgs []kafka.Message) []kafka.Message {
-	type tp struct {
-		t string
-		p int
-	}
-	idx := map[tp]int{}
-	var out []kafka.Message
-	for _, m := range msgs {
-		k := tp{m.Topic, m.Partition}
-		if i, ok := idx[k]; ok {
-			out[i] = m
-			continue
-		}
-		idx[k] = len(out)
-		out = append(out, m)
-	}
-	return out
-}
 
 // sinkTopics returns the sink's topics, sorted, creating listed topics
 // that do not exist yet (so a sink can start before its source). For
