@@ -129,6 +129,10 @@ func freePort() (string, error) {
 }
 
 func genToFile(bin string, events int, transforms string) (result, error) {
+	topic := "bench.inventory.items"
+	if transforms != "" {
+		topic = "views.inventory.items"
+	}
 	dir, err := os.MkdirTemp("", "connectd-bench")
 	if err != nil {
 		return result{}, err
@@ -146,9 +150,9 @@ sources:
 sinks:
   - name: out
     type: file
-    topics_regex: '(bench|views)\..*'
+    topics: [%s]
     config: {path: /dev/null}
-`, dir, httpAddr, events, transforms)
+`, dir, httpAddr, events, transforms, topic)
 	path := filepath.Join(dir, "pipeline.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return result{}, err
