@@ -329,7 +329,6 @@ func covered(kmsgs []kafka.Message, from []int, done int) []kafka.Message {
 	return kmsgs[:from[done]]
 }
 
-
 // sinkTopics returns the sink's topics, sorted, creating listed topics
 // that do not exist yet (so a sink can start before its source). For
 // topics_regex it waits until at least one topic matches.
