@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Runs connectd's benchmarks and prints one table (also written to
-# docs/benchmarks.md). Usage: scripts/bench.sh [--events N] [--runs N]
+# Runs connectd's benchmarks and prints the results (also written to
+# docs/benchmarks.md).
+#   scripts/bench.sh [--events N] [--runs N]
+# The pipeline table comes from scripts/bench (the connectd binary with its
+# embedded broker). Unless BENCH_CONNECTORS=0, the connector benchmarks
+# against the real servers follow (scripts/services.sh starts them): one
+# `go test -bench` run each, their metrics printed as Go reports them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp -d)
@@ -10,6 +15,27 @@ go build -o "$out/connectd" ./cmd/connectd
 go build -o "$out/bench" ./scripts/bench
 mkdir -p docs
 "$out/bench" -bin "$out/connectd" -out "$out/table.md" "$@"
+
+if [[ ${BENCH_CONNECTORS:-1} == 1 ]]; then
+  scripts/services.sh start >&2
+  eval "$(scripts/services.sh env)"
+  {
+    echo
+    echo "## Connector benchmarks (real servers, one run each)"
+    echo
+    echo '```'
+    echo "# MySQL/MariaDB and PostgreSQL backlogs of 640k events (400k inserts, 200k updates, 40k deletes) into Kafka"
+    go test -count=1 -run '^$' -bench 'MySQLBacklogToKafka|PostgresBacklogToKafka' -benchtime 1x -timeout 30m ./integration 2>&1 | grep -E '^Benchmark' || true
+    echo "# MySQL snapshot (source only)"
+    MYSQL_BENCH_ROWS=1000000 go test -count=1 -run '^$' -bench Snapshot -benchtime 1x -timeout 30m ./sources/mysql 2>&1 | grep -E '^Benchmark' || true
+    echo "# PostgreSQL sink: 64k change events in batches of 2000, beside a raw COPY of the same rows"
+    go test -count=1 -run '^$' -bench Write -benchtime 2x ./sinks/postgres 2>&1 | grep -E '^Benchmark' || true
+    echo "# Redis sink: 640k events from a topic into 5-field hashes, beside raw pipelined HSET"
+    CONNECTD_BENCH=1 go test -count=1 -run TestRedisSinkThroughput -v -timeout 30m ./integration 2>&1 | grep -E '^\s*\|' | sed 's/^ *//' || true
+    echo '```'
+  } | tee -a "$out/table.md"
+fi
+
 {
   echo "# Benchmarks"
   echo
