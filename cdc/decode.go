@@ -14,7 +14,14 @@ import (
 // after ExtractNewRecordState — decodes to a Flat record with that row as
 // After and op "r" (an upsert of the row). Errors wrap ErrBadEvent and name the topic, partition
 // and offset, so a bad message can be found and dead-lettered.
-func (m *Message) Decode() (Record, error) {
+func (m *Message) Decode() (Record, error) { return m.decode(true, true) }
+
+// DecodeLean is Decode for sinks that need only the row images: it skips
+// the source block (Source stays zero) and, unless withBefore, the before
+// image. Errors are the ones Decode gives.
+func (m *Message) DecodeLean(withBefore bool) (Record, error) { return m.decode(withBefore, false) }
+
+func (m *Message) decode(withBefore, withSource bool) (Record, error) {
 	rec := Record{Topic: m.Topic, Headers: m.Headers, Kafka: &KafkaCoordinates{Partition: m.Partition, Offset: m.Offset, Timestamp: m.Time}}
 	where := func(what string, err error) error {
 		return fmt.Errorf("%w: %s at %s[%d]@%d: %v", ErrBadEvent, what, m.Topic, m.Partition, m.Offset, err)
@@ -94,8 +101,10 @@ func (m *Message) Decode() (Record, error) {
 		return rec, where("reading op", err)
 	}
 	rec.Op = op
-	if rec.Before, err = decodeRowJSON(env.before); err != nil {
-		return rec, where("decoding before", err)
+	if withBefore {
+		if rec.Before, err = decodeRowJSON(env.before); err != nil {
+			return rec, where("decoding before", err)
+		}
 	}
 	if rec.After, err = decodeRowJSON(env.after); err != nil {
 		return rec, where("decoding after", err)
@@ -108,8 +117,10 @@ func (m *Message) Decode() (Record, error) {
 			return rec, where("reading value schema", err)
 		}
 	}
-	if rec.Source, err = decodeSource(env.source); err != nil {
-		return rec, where("decoding source", err)
+	if withSource {
+		if rec.Source, err = decodeSource(env.source); err != nil {
+			return rec, where("decoding source", err)
+		}
 	}
 	if env.tsMs != nil {
 		rec.Time = time.UnixMilli(*env.tsMs)

@@ -233,20 +233,3 @@ func TestDecodeLean(t *testing.T) {
 	}
 }
 
-func TestEachTopEscapes(t *testing.T) {
-	t.Parallel()
-	b := []byte(`{"a":"x\\","b":"y\\\"z","c":{"d":"}\\\\"},"e":[1,"]"]}`)
-	var names []string
-	if !eachTop(b, func(name, raw []byte) { names = append(names, string(name)+"="+string(raw)) }) {
-		t.Fatal("eachTop rejected valid JSON")
-	}
-	want := `[a="x\\" b="y\\\"z" c={"d":"}\\\\"} e=[1,"]"]]`
-	if fmt.Sprint(names) != want {
-		t.Fatalf("got %v\nwant %s", names, want)
-	}
-	for _, bad := range []string{`{"a":"x\"}`, `{"a":1`, `{"a" 1}`, `{"a":1}x`, `[1]`} {
-		if eachTop([]byte(bad), func(_, _ []byte) {}) {
-			t.Errorf("eachTop accepted %s", bad)
-		}
-	}
-}
