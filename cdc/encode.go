@@ -216,8 +216,10 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // as encoding/json does; <, > and & are not escaped (the output is not HTML).
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0

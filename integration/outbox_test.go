@@ -2,21 +2,16 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/connectd/connectd/integration/servers"
 	"github.com/connectd/connectd/internal/kafkatest"
 	"github.com/connectd/connectd/internal/kafkautil"
 )
@@ -28,35 +23,9 @@ import (
 // an event on outbox.event.<aggregatetype>, keyed by aggregate id, with
 // id and type headers, while the orders table flows unchanged.
 func TestOutboxFromPostgres(t *testing.T) {
-	pg := servers.Postgres(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	schema, slot, pub := "obx_"+id, "obx_slot_"+id, "obx_pub_"+id
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() {
-		for range 50 {
-			_, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
-			if err == nil || !strings.Contains(err.Error(), "is active") {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_, _ = conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pub)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-	})
+	e := newPGEnv(t, "obx")
+	ctx, conn, exec := context.Background(), e.conn, func(sql string, args ...any) { t.Helper(); e.exec(sql, args...) }
+	schema, slot, pub := e.schema("obx"), e.slot, e.pub
 	exec("CREATE TABLE " + schema + ".orders (id int PRIMARY KEY, customer text, total numeric(10,2))")
 	exec("CREATE TABLE " + schema + ".outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text NOT NULL, aggregateid text NOT NULL, type text NOT NULL, payload jsonb)")
 
@@ -72,7 +41,7 @@ sources:
     transforms:
       - type: outbox
         if: {topic_matches: 'app\.%s\.outbox'}
-`, broker.Addr, dir, pg.DSN, slot, pub, schema, schema)
+`, broker.Addr, dir, e.dsn, slot, pub, schema, schema)
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

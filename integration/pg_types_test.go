@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/connectd/connectd/integration/servers"
 	"github.com/connectd/connectd/internal/kafkatest"
 )
 
@@ -24,37 +19,9 @@ import (
 // reads back the same (compared as text), and the column types the sink
 // chose.
 func TestPostgresTypeRoundTrip(t *testing.T) {
-	pg := servers.Postgres(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	src, views, slot, pub := "pgt_src_"+id, "pgt_view_"+id, "pgt_slot_"+id, "pgt_pub_"+id
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + src)
-	exec("CREATE SCHEMA " + views)
-	t.Cleanup(func() {
-		for range 50 {
-			_, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
-			if err == nil || !strings.Contains(err.Error(), "is active") {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_, _ = conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pub)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+src+" CASCADE")
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+views+" CASCADE")
-	})
+	e := newPGEnv(t, "pgt")
+	ctx, conn, exec := context.Background(), e.conn, func(sql string) { t.Helper(); e.exec(sql) }
+	src, views, slot, pub := e.schema("pgt_src"), e.schema("pgt_view"), e.slot, e.pub
 	// column, type, view type, values (SQL literals) for rows 1..3
 	cols := []struct{ name, typ, viewType, v1, v2, v3 string }{
 		{"c_smallint", "smallint", "smallint", "-32768", "32767", "NULL"},
@@ -105,7 +72,7 @@ sinks:
     type: postgres
     topics: [pgt.%s.types]
     config: {dsn: %q, schema: %s}
-`, broker.Addr, dir, pg.DSN, slot, pub, src, src, pg.DSN, views)
+`, broker.Addr, dir, e.dsn, slot, pub, src, src, e.dsn, views)
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

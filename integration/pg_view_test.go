@@ -2,19 +2,13 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/connectd/connectd/integration/servers"
 	"github.com/connectd/connectd/internal/kafkatest"
 )
 
@@ -24,37 +18,9 @@ import (
 // left unchanged by updates, a kill -9 in the middle, a restart, and at the
 // end the view equals the source table column for column.
 func TestPostgresToPostgresView(t *testing.T) {
-	pg := servers.Postgres(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	src, views, slot, pub := "pgv_src_"+id, "pgv_view_"+id, "pgv_slot_"+id, "pgv_pub_"+id
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + src)
-	exec("CREATE SCHEMA " + views)
-	t.Cleanup(func() {
-		for range 50 {
-			_, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
-			if err == nil || !strings.Contains(err.Error(), "is active") {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_, _ = conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pub)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+src+" CASCADE")
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+views+" CASCADE")
-	})
+	e := newPGEnv(t, "pgv")
+	ctx, conn, exec := context.Background(), e.conn, func(sql string) { t.Helper(); e.exec(sql) }
+	src, views, slot, pub := e.schema("pgv_src"), e.schema("pgv_view"), e.slot, e.pub
 	exec("CREATE TABLE " + src + ".docs (id int PRIMARY KEY, n bigint NOT NULL, price numeric(12,2), body text, created timestamptz NOT NULL DEFAULT now())")
 	// Random text does not compress: bodies are stored out of line (TOAST).
 	exec("INSERT INTO " + src + ".docs (id, n, price, body) SELECT g, g, g * 1.25, (SELECT string_agg(md5(random()::text || g.g || x), '') FROM generate_series(1, 300) x) FROM generate_series(1, 300) g")
@@ -74,7 +40,7 @@ sinks:
     type: postgres
     topics: [pgv.%s.docs]
     config: {dsn: %q, schema: %s, table: "{table}"}
-`, broker.Addr, dir, pg.DSN, slot, pub, src, src, pg.DSN, views)
+`, broker.Addr, dir, e.dsn, slot, pub, src, src, e.dsn, views)
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

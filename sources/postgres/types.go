@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
@@ -685,7 +684,7 @@ func convHstore(b []byte) (any, error) {
 			out = append(out, ',')
 		}
 		first = false
-		out = appendJSONString(out, k)
+		out = cdc.AppendString(out, k)
 		out = append(out, ':')
 		if strings.HasPrefix(s, "NULL") {
 			s = s[4:]
@@ -696,12 +695,8 @@ func convHstore(b []byte) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("bad hstore %q", b)
 		}
-		out = appendJSONString(out, v)
+		out = cdc.AppendString(out, v)
 	}
 	return string(append(out, '}')), nil
 }
 
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
-}
