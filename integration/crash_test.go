@@ -26,7 +26,7 @@ type proc struct {
 	done   chan error
 }
 
-func runConnectd(t *testing.T, config string) *proc {
+func runConnectd(t testing.TB, config string) *proc {
 	t.Helper()
 	cmd := exec.Command(connectdBin, "run", "-c", config)
 	var stderr bytes.Buffer
@@ -47,7 +47,7 @@ func runConnectd(t *testing.T, config string) *proc {
 }
 
 // stop sends sig and waits at most d for the exit, returning the exit code.
-func (p *proc) stop(t *testing.T, sig syscall.Signal, d time.Duration) int {
+func (p *proc) stop(t testing.TB, sig syscall.Signal, d time.Duration) int {
 	t.Helper()
 	_ = p.cmd.Process.Signal(sig)
 	select {

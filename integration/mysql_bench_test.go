@@ -1,13 +1,12 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/connectd/connectd/internal/benchutil"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -96,7 +95,7 @@ sources:
 
 	// Snapshot the marker row and stop: the stored position is now before
 	// the backlog.
-	p := mysqlRunConnectd(b, config)
+	p := runConnectd(b, config)
 	mysqlWaitB(b, "marker in Kafka", 60*time.Second, func() bool { return inKafka() >= 1 })
 	time.Sleep(500 * time.Millisecond)
 	if code := p.mysqlStopB(b, syscall.SIGTERM, 15*time.Second); code != 0 {
@@ -130,10 +129,10 @@ sources:
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		p = mysqlRunConnectd(b, config)
+		p = runConnectd(b, config)
 		mysqlWaitB(b, "backlog in Kafka", 300*time.Second, func() bool { return inKafka() >= want })
 		d := time.Since(start)
-		rss := mysqlPeakRSS(p.cmd.Process.Pid)
+		rss := benchutil.PeakRSSMB(p.cmd.Process.Pid)
 		p.mysqlStopB(b, syscall.SIGTERM, 15*time.Second)
 		b.ReportMetric(float64(events)/d.Seconds(), "events/s")
 		b.ReportMetric(rss, "connectd-peakRSS-MB")
@@ -176,27 +175,6 @@ sources:
 	b.ReportMetric(bare, "bare-syncer-events/s")
 }
 
-// mysqlRunConnectd is runConnectd for benchmarks.
-func mysqlRunConnectd(tb testing.TB, config string) *proc {
-	tb.Helper()
-	cmd := exec.Command(connectdBin, "run", "-c", config)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	p := &proc{cmd: cmd, stderr: &stderr, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	tb.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
 func mysqlMasterStatus(b *testing.B, c *client.Conn) gomysql.Position {
 	b.Helper()
 	r, err := c.Execute("SHOW MASTER STATUS")
@@ -206,21 +184,6 @@ func mysqlMasterStatus(b *testing.B, c *client.Conn) gomysql.Position {
 	f, _ := r.GetString(0, 0)
 	p, _ := r.GetUint(0, 1)
 	return gomysql.Position{Name: f, Pos: uint32(p)}
-}
-
-// mysqlPeakRSS is the peak resident set of process pid, in MB.
-func mysqlPeakRSS(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
 }
 
 func mysqlWaitB(b *testing.B, what string, d time.Duration, ok func() bool) {

@@ -1,18 +1,15 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
+	"github.com/connectd/connectd/internal/benchutil"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,50 +134,15 @@ sinks:
 	deadline := time.Now().Add(5 * time.Minute)
 	var peak float64
 	for time.Now().Before(deadline) {
-		peak = max(peak, pgVmHWM(cmd.Process.Pid))
-		m, err := pgScrape(httpAddr)
+		peak = max(peak, benchutil.PeakRSSMB(cmd.Process.Pid))
+		m, err := benchutil.Scrape(httpAddr)
 		if err == nil && m[`connectd_source_records_produced_total{connector="pg"}`] >= float64(want) {
-			return time.Since(start).Seconds(), max(peak, pgVmHWM(cmd.Process.Pid)) / 1024
+			return time.Since(start).Seconds(), max(peak, benchutil.PeakRSSMB(cmd.Process.Pid))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.Fatalf("backlog not in Kafka within 5 minutes")
 	return 0, 0
-}
-
-// pgVmHWM returns the peak resident set of pid in KiB.
-func pgVmHWM(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return f
-		}
-	}
-	return 0
-}
-
-func pgScrape(addr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "connectd_") {
-			i := strings.LastIndexByte(line, ' ')
-			f, _ := strconv.ParseFloat(line[i+1:], 64)
-			m[line[:i]] = f
-		}
-	}
-	return m, sc.Err()
 }
 
 // pgBareReceive reads want changes from the slot with pglogrepl alone,

@@ -12,18 +12,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"io"
+	"github.com/connectd/connectd/internal/benchutil"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -174,53 +171,18 @@ sinks:
 		if ctx.Err() != nil {
 			return result{}, fmt.Errorf("not done within 5 minutes")
 		}
-		if kb := vmHWM(cmd.Process.Pid); kb > peak {
+		if kb := benchutil.PeakRSSMB(cmd.Process.Pid); kb > peak {
 			peak = kb
 		}
-		m, err := scrape(httpAddr)
+		m, err := benchutil.Scrape(httpAddr)
 		if err == nil {
 			src := m[`connectd_source_records_total{connector="gen"}`]
 			prod := m[`connectd_source_records_produced_total{connector="gen"}`]
 			snk := m[`connectd_sink_records_total{connector="out"}`]
 			if prod >= float64(events) && prod == src && snk >= prod {
-				return result{seconds: time.Since(start).Seconds(), rssMB: max(peak, vmHWM(cmd.Process.Pid)) / 1024, records: snk}, nil
+				return result{seconds: time.Since(start).Seconds(), rssMB: max(peak, benchutil.PeakRSSMB(cmd.Process.Pid)), records: snk}, nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// vmHWM returns the peak resident set of pid in KiB.
-func vmHWM(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return f
-		}
-	}
-	return 0
-}
-
-func scrape(addr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "connectd_") {
-			i := strings.LastIndexByte(line, ' ')
-			f, _ := strconv.ParseFloat(line[i+1:], 64)
-			m[line[:i]] = f
-		}
-	}
-	return m, sc.Err()
 }

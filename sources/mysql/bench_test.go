@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"github.com/connectd/connectd/internal/benchutil"
 	"os"
 	"runtime"
 	"strconv"
@@ -61,20 +62,6 @@ func writeBacklog(b *testing.B, db *testDB, events int) (from, to position) {
 		b.Fatal(err)
 	}
 	return from, to
-}
-
-func peakRSSMB() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
 }
 
 // BenchmarkBacklog measures catching up a backlog of row events: the
@@ -152,7 +139,7 @@ func BenchmarkBacklog(b *testing.B) {
 			d := time.Since(start)
 			_ = s.Close(ctx)
 			b.ReportMetric(float64(got)/d.Seconds(), "events/s")
-			b.ReportMetric(peakRSSMB(), "peakRSS-MB")
+			b.ReportMetric(benchutil.PeakRSSMB(0), "peakRSS-MB")
 		}
 	})
 }

@@ -699,4 +699,3 @@ func convHstore(b []byte) (any, error) {
 	}
 	return string(append(out, '}')), nil
 }
-
