@@ -232,4 +232,3 @@ func TestDecodeLean(t *testing.T) {
 		}
 	}
 }
-
