@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,12 +54,43 @@ func (s *Sink) Open(context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o755); err != nil {
 		return cdc.Terminal(fmt.Errorf("creating directory of %s: %w", s.cfg.Path, err))
 	}
-	f, err := os.OpenFile(s.cfg.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(s.cfg.Path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return cdc.Terminal(fmt.Errorf("opening %s: %w", s.cfg.Path, err))
 	}
+	if err := dropTornLine(f); err != nil {
+		f.Close()
+		return fmt.Errorf("repairing %s: %w", s.cfg.Path, err)
+	}
 	s.f, s.w = f, f
 	return nil
+}
+
+// dropTornLine truncates a regular file after its last newline. A process
+// killed in the middle of a write leaves a partial last line; its events
+// were not committed, so they are delivered again and appended whole.
+func dropTornLine(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	end := st.Size()
+	for end > 0 {
+		n := min(int64(len(buf)), end)
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end = end - n + int64(i) + 1
+			break
+		}
+		end -= n
+	}
+	if end == st.Size() {
+		return nil
+	}
+	return f.Truncate(end)
 }
 
 // Write appends batch with one write call (and one fsync when configured).

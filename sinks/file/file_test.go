@@ -97,3 +97,25 @@ func TestConfigAndOpenErrors(t *testing.T) {
 		t.Fatalf("err = %v, want a terminal error naming %s", err, dir)
 	}
 }
+
+func TestOpenDropsATornLastLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	whole := `{"topic":"t","partition":0,"offset":1,"key":{"id":1},"value":null}` + "\n"
+	if err := os.WriteFile(path, []byte(whole+`{"topic":"t","partition":0,"offset":2,"key":{"id":2},"value":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := New(fakeDecoder{Config{Path: path}}, nil)
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(context.Background(), []cdc.Message{{Topic: "t", Offset: 2, Key: []byte(`{"id":2}`), Value: []byte(`{"op":"c"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close(context.Background())
+	b, _ := os.ReadFile(path)
+	want := whole + `{"topic":"t","partition":0,"offset":2,"key":{"id":2},"value":{"op":"c"}}` + "\n"
+	if string(b) != want {
+		t.Fatalf("file after a torn line and a re-delivery:\n%s\nwant:\n%s", b, want)
+	}
+}
