@@ -15,4 +15,11 @@
 //     as Debezium does.
 //   - Column values are already in their wire representation (see Kind):
 //     sources convert database values once, sinks never guess.
+//   - On the wire a record is Debezium's envelope, or with schemas the Kafka
+//     Connect {"schema":…,"payload":…} form, or after an unwrap transform a
+//     flat row (Record.Flat). Message.Decode reads all three back; with a
+//     schema, column types come back too.
+//   - A sink reports a record it cannot take with BadRecord, a source or
+//     sink error that retrying cannot fix with Terminal; everything else is
+//     retried.
 package cdc
