@@ -133,6 +133,23 @@ func (p errorPolicy) logFailure(log *slog.Logger, f failure, action string) {
 	log.Warn("record failed; tolerated (errors.tolerance: all)", attrs...)
 }
 
+// admitFailure does what every failure tolerated under errors.tolerance:
+// all shares: it counts it and, without a dead letter topic, logs it (never
+// silently) and reports false; with one, it makes sure the topic exists
+// and reports true, leaving the write to the caller.
+func (w *Worker) admitFailure(ctx context.Context, p errorPolicy, f failure) (bool, error) {
+	w.metrics.deadLetters.WithLabelValues(f.connector, f.stage).Inc()
+	if p.dlq == "" {
+		p.log = true
+		p.logFailure(w.log, f, "skipped (no dead_letter_topic)")
+		return false, nil
+	}
+	if err := w.topics.ensureWith(ctx, dlqTopicConfigs(), p.dlq); err != nil {
+		return false, fmt.Errorf("creating dead letter topic: %w", err)
+	}
+	return true, nil
+}
+
 // dlqWriter writes dead-lettered records synchronously (the caller commits
 // only after they are durable).
 type dlqWriter struct {

@@ -124,11 +124,12 @@ type inPlacer interface {
 }
 
 // runChain runs ts over in, in order. It uses the in-place forms when every
-// transform has one (no per-record slices), Apply otherwise. On an error it
-// returns the failing transform's type.
+// transform has one, reusing in's memory for the result (no per-record
+// slices), Apply otherwise. On an error it returns the failing transform's
+// type.
 func runChain(ts []namedTransform, in []cdc.Record, allInPlace bool) ([]cdc.Record, string, error) {
 	if allInPlace {
-		out := in[:0:0]
+		out := in[:0] // filtered in place: out never overtakes the range
 		for _, r := range in {
 			keep := true
 			for _, t := range ts {

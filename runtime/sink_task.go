@@ -221,20 +221,13 @@ func (w *Worker) writeBatch(ctx context.Context, bs *builtSink, snk cdc.Sink, dl
 // tolerate dead-letters (or, without a dead letter topic, logs and skips)
 // a record that failed under errors.tolerance: all.
 func (w *Worker) tolerate(ctx context.Context, p errorPolicy, dlq *dlqWriter, f failure, key, value []byte) error {
-	w.metrics.deadLetters.WithLabelValues(f.connector, f.stage).Inc()
-	if dlq == nil {
-		// Never silently: without a dead letter topic, always log.
-		p.log = true
-		p.logFailure(w.log, f, "skipped (no dead_letter_topic)")
-		return nil
-	}
-	if err := w.topics.ensureWith(ctx, dlqTopicConfigs(), dlq.w.Topic); err != nil {
-		return fmt.Errorf("creating dead letter topic: %w", err)
+	if ok, err := w.admitFailure(ctx, p, f); !ok || err != nil {
+		return err
 	}
 	if err := dlq.write(ctx, key, value, f); err != nil {
 		return err
 	}
-	p.logFailure(w.log, f, "sent to "+dlq.w.Topic)
+	p.logFailure(w.log, f, "sent to "+p.dlq)
 	return nil
 }
 

@@ -167,7 +167,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 	name := bs.cfg.Name
 	read := w.metrics.sourceRecords.WithLabelValues(name)
 	batchTime := w.metrics.batchSeconds.WithLabelValues(name, "source")
-	var scratch []byte
+	sizeHint := 512 // value buffer size: the last value's, plus headroom
 	for {
 		recs, err := src.Read(ctx)
 		if ctx.Err() != nil {
@@ -178,7 +178,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 			return fmt.Errorf("reading source: %w", err)
 		}
 		start := time.Now()
-		msgs, pos, err := w.prepare(ctx, bs, recs, &scratch)
+		msgs, pos, err := w.prepare(ctx, bs, recs, &sizeHint)
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "transform").Inc()
 			return err
@@ -208,7 +208,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 // so the position still commits only once it is durable (tolerance all).
 // pos is the last non-nil position of recs: the resume point once all of
 // msgs are acknowledged.
-func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record, scratch *[]byte) (msgs []kafka.Message, pos cdc.Position, err error) {
+func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record, sizeHint *int) (msgs []kafka.Message, pos cdc.Position, err error) {
 	msgs = make([]kafka.Message, 0, len(recs)+len(recs)/8)
 	var newTopics []string
 	seen := map[string]bool{}
@@ -228,19 +228,22 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 			}
 		}
 		if !r.Tombstone {
-			*scratch, err = appendValue((*scratch)[:0], r)
+			// Encode straight into the message's own buffer, sized from the
+			// last value (one allocation, no copy; an outlier does not
+			// inflate every later buffer).
+			m.Value, err = appendValue(make([]byte, 0, *sizeHint), r)
 			if err != nil {
 				return m, fmt.Errorf("encoding value for %s: %w", r.Topic, err)
 			}
-			m.Value = append(make([]byte, 0, len(*scratch)), *scratch...)
+			*sizeHint = len(m.Value) + 64
 		}
 		for _, h := range r.Headers {
 			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 		}
 		return m, nil
 	}
-	dlqTopic := bs.policy.dlq
 	fastChain := inPlace(bs.transforms)
+	var chain []cdc.Record // reused for every record
 	for i := range recs {
 		r := &recs[i]
 		if r.Position != nil {
@@ -249,7 +252,7 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 		if r.Time.IsZero() {
 			r.Time = time.Now()
 		}
-		chain := []cdc.Record{*r}
+		chain = append(chain[:0], *r)
 		if r.Op == cdc.OpDelete && !r.Tombstone && r.Key != nil {
 			chain = append(chain, cdc.Record{Topic: r.Topic, Key: r.Key, Tombstone: true, Op: cdc.OpDelete, Source: r.Source, Time: r.Time})
 		}
@@ -261,47 +264,40 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 			}
 			chain = out
 		}
-		var batch []kafka.Message
-		if fail == nil {
-			for j := range chain {
-				m, err := encode(&chain[j])
-				if err != nil {
-					fail = &failure{connector: bs.cfg.Name, stage: stageConvert, class: "cdc.AppendValue", err: err, topic: chain[j].Topic, partition: -1}
-					break
-				}
-				batch = append(batch, m)
-			}
-		}
-		if fail != nil {
-			if !bs.policy.tolerateAll {
-				return nil, nil, cdc.Terminal(fmt.Errorf("%s of a record of %s (errors.tolerance: none): %w", strings.ToLower(fail.stage), r.Topic, fail.err))
-			}
-			w.metrics.deadLetters.WithLabelValues(fail.connector, fail.stage).Inc()
-			if dlqTopic == "" {
-				p := bs.policy
-				p.log = true // never silently
-				p.logFailure(w.log, *fail, "skipped (no dead_letter_topic)")
-				continue
-			}
-			orig, err := encode(r)
+		mark := len(msgs)
+		for j := 0; fail == nil && j < len(chain); j++ {
+			m, err := encode(&chain[j])
 			if err != nil {
-				orig = kafka.Message{Value: []byte(fmt.Sprintf("%+v", *r))}
+				fail = &failure{connector: bs.cfg.Name, stage: stageConvert, class: "cdc.AppendValue", err: err, topic: chain[j].Topic, partition: -1}
+				break
 			}
-			orig.Topic, orig.Headers = dlqTopic, append(orig.Headers, fail.dlqHeaders()...)
-			if err := w.topics.ensureWith(ctx, dlqTopicConfigs(), dlqTopic); err != nil {
-				return nil, nil, fmt.Errorf("creating dead letter topic: %w", err)
-			}
-			bs.policy.logFailure(w.log, *fail, "sent to "+dlqTopic)
-			msgs = append(msgs, orig)
-			continue
-		}
-		for _, m := range batch {
 			if !seen[m.Topic] {
 				seen[m.Topic] = true
 				newTopics = append(newTopics, m.Topic)
 			}
+			msgs = append(msgs, m)
 		}
-		msgs = append(msgs, batch...)
+		if fail == nil {
+			continue
+		}
+		msgs = msgs[:mark] // none of this record's outputs go out
+		if !bs.policy.tolerateAll {
+			return nil, nil, cdc.Terminal(fmt.Errorf("%s of a record of %s (errors.tolerance: none): %w", strings.ToLower(fail.stage), r.Topic, fail.err))
+		}
+		toDLQ, err := w.admitFailure(ctx, bs.policy, *fail)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !toDLQ {
+			continue
+		}
+		orig, err := encode(r)
+		if err != nil {
+			orig = kafka.Message{Value: []byte(fmt.Sprintf("%+v", *r))}
+		}
+		orig.Topic, orig.Headers = bs.policy.dlq, append(orig.Headers, fail.dlqHeaders()...)
+		bs.policy.logFailure(w.log, *fail, "sent to "+bs.policy.dlq)
+		msgs = append(msgs, orig)
 	}
 	if err := w.topics.ensure(ctx, newTopics...); err != nil {
 		return nil, nil, fmt.Errorf("creating topics: %w", err)
