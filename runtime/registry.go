@@ -186,59 +186,61 @@ func (r *Registry) build(p *configs.Pipeline, logger *slog.Logger) (*built, erro
 	var errs []error
 	b := &built{}
 	for _, sc := range p.Sources {
-		env := Env{Name: sc.Name, Logger: logger.With("connector", sc.Name), DataDir: connectorDir(p, sc.Name)}
-		f, ok := r.sources[sc.Type]
-		if !ok {
-			errs = append(errs, configs.Errorf(sc.TypePos, sc.Path+".type", "unknown source type %q; known source types: %s", sc.Type, strings.Join(r.SourceTypes(), ", ")))
-			continue
-		}
-		src, err := f(section{sc.Config}, env)
-		if err != nil {
-			errs = append(errs, annotate(sc.Config, err))
-		}
-		ts, err := r.buildTransforms(sc.Transforms)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		pol, err := parseErrors(sc.Errors)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if src != nil {
-			sec := section{sc.Config}
-			b.sources = append(b.sources, builtSource{cfg: sc, transforms: ts, policy: pol,
-				newSource: func() (cdc.Source, error) { return f(sec, env) }})
+		spec := connectorSpec{"source", sc.Name, sc.Type, sc.Path, sc.TypePos, sc.Config, sc.Errors, sc.Transforms}
+		newSource, ts, pol, err := buildConnector(r, spec, r.sources, r.SourceTypes(), connectorEnv(p, logger, sc.Name))
+		errs = append(errs, err)
+		if newSource != nil {
+			b.sources = append(b.sources, builtSource{cfg: sc, newSource: newSource, transforms: ts, policy: pol})
 		}
 	}
 	for _, sc := range p.Sinks {
-		env := Env{Name: sc.Name, Logger: logger.With("connector", sc.Name), DataDir: connectorDir(p, sc.Name)}
-		f, ok := r.sinks[sc.Type]
-		if !ok {
-			errs = append(errs, configs.Errorf(sc.TypePos, sc.Path+".type", "unknown sink type %q; known sink types: %s", sc.Type, strings.Join(r.SinkTypes(), ", ")))
-			continue
-		}
-		snk, err := f(section{sc.Config}, env)
-		if err != nil {
-			errs = append(errs, annotate(sc.Config, err))
-		}
-		ts, err := r.buildTransforms(sc.Transforms)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		pol, err := parseErrors(sc.Errors)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if snk != nil {
-			sec := section{sc.Config}
-			b.sinks = append(b.sinks, builtSink{cfg: sc, transforms: ts, policy: pol,
-				newSink: func() (cdc.Sink, error) { return f(sec, env) }})
+		spec := connectorSpec{"sink", sc.Name, sc.Type, sc.Path, sc.TypePos, sc.Config, sc.Errors, sc.Transforms}
+		newSink, ts, pol, err := buildConnector(r, spec, r.sinks, r.SinkTypes(), connectorEnv(p, logger, sc.Name))
+		errs = append(errs, err)
+		if newSink != nil {
+			b.sinks = append(b.sinks, builtSink{cfg: sc, newSink: newSink, transforms: ts, policy: pol})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// connectorSpec is what sources and sinks share in the pipeline file.
+type connectorSpec struct {
+	kind, name, typ, path string
+	typePos               configs.Pos
+	config, errors        configs.Section
+	transforms            []configs.Transform
+}
+
+func connectorEnv(p *configs.Pipeline, logger *slog.Logger, name string) Env {
+	return Env{Name: name, Logger: logger.With("connector", name), DataDir: connectorDir(p, name)}
+}
+
+// buildConnector checks one connector — its type, its config (by building
+// it once), its transforms and its error policy — and returns how to build
+// fresh instances of it, with every problem joined in err.
+func buildConnector[C any, F ~func(cdc.ConfigDecoder, Env) (C, error)](r *Registry, s connectorSpec, factories map[string]F, known []string, env Env) (func() (C, error), []namedTransform, errorPolicy, error) {
+	f, ok := factories[s.typ]
+	if !ok {
+		return nil, nil, errorPolicy{}, configs.Errorf(s.typePos, s.path+".type", "unknown %s type %q; known %s types: %s", s.kind, s.typ, s.kind, strings.Join(known, ", "))
+	}
+	var errs []error
+	sec := section{s.config}
+	_, cerr := f(sec, env)
+	if cerr != nil {
+		errs = append(errs, annotate(s.config, cerr))
+	}
+	ts, err := r.buildTransforms(s.transforms)
+	errs = append(errs, err)
+	pol, err := parseErrors(s.errors)
+	errs = append(errs, err)
+	if cerr != nil {
+		return nil, ts, pol, errors.Join(errs...)
+	}
+	return func() (C, error) { return f(sec, env) }, ts, pol, errors.Join(errs...)
 }
 
 func (r *Registry) buildTransforms(tcs []configs.Transform) ([]namedTransform, error) {
