@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/connectd/connectd/internal/benchutil"
+	"github.com/connectd/connectd/sources/mysql/mysqltest"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -142,34 +143,12 @@ sources:
 	// The same binlog range through a bare BinlogSyncer.
 	start := time.Now()
 	p2, _ := strconv.Atoi(port)
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	rows, err := mysqltest.BareDecode(context.Background(), replication.BinlogSyncerConfig{
 		ServerID: uint32(serverID + 1), Flavor: gomysql.MariaDBFlavor, Host: host, Port: uint16(p2),
 		User: info.User, Password: info.Password,
-	})
-	defer syncer.Close()
-	streamer, err := syncer.StartSync(from)
+	}, from, to)
 	if err != nil {
 		b.Fatal(err)
-	}
-	rows, file := 0, from.Name
-	for {
-		ev, err := streamer.GetEvent(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if r, ok := ev.Event.(*replication.RotateEvent); ok {
-			file = string(r.NextLogName)
-		}
-		if re, ok := ev.Event.(*replication.RowsEvent); ok {
-			if ev.Header.EventType == replication.UPDATE_ROWS_EVENTv1 || ev.Header.EventType == replication.UPDATE_ROWS_EVENTv2 {
-				rows += len(re.Rows) / 2
-			} else {
-				rows += len(re.Rows)
-			}
-		}
-		if file == to.Name && ev.Header.LogPos >= to.Pos {
-			break
-		}
 	}
 	bare := float64(rows) / time.Since(start).Seconds()
 	b.ReportMetric(bare, "bare-syncer-events/s")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/connectd/connectd/internal/benchutil"
+	"github.com/connectd/connectd/sources/mysql/mysqltest"
 	"os"
 	"runtime"
 	"strconv"
@@ -79,37 +80,14 @@ func BenchmarkBacklog(b *testing.B) {
 		for range b.N {
 			start := time.Now()
 			cfg := db.config()
-			syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+			rows, err := mysqltest.BareDecode(context.Background(), replication.BinlogSyncerConfig{
 				ServerID: cfg.ServerID, Flavor: gomysql.MariaDBFlavor, Host: cfg.Host, Port: uint16(cfg.Port),
 				User: cfg.User, Password: cfg.Password, TimestampStringLocation: time.UTC,
 				Logger: newSource(b, cfg).warnLogger(),
-			})
-			streamer, err := syncer.StartSync(gomysql.Position{Name: from.File, Pos: from.Pos})
+			}, gomysql.Position{Name: from.File, Pos: from.Pos}, gomysql.Position{Name: to.File, Pos: to.Pos})
 			if err != nil {
 				b.Fatal(err)
 			}
-			rows := 0
-			file := from.File
-			for {
-				ev, err := streamer.GetEvent(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				if r, ok := ev.Event.(*replication.RotateEvent); ok {
-					file = string(r.NextLogName)
-				}
-				if re, ok := ev.Event.(*replication.RowsEvent); ok {
-					if ev.Header.EventType == replication.UPDATE_ROWS_EVENTv1 || ev.Header.EventType == replication.UPDATE_ROWS_EVENTv2 {
-						rows += len(re.Rows) / 2
-					} else {
-						rows += len(re.Rows)
-					}
-				}
-				if file == to.File && ev.Header.LogPos >= to.Pos {
-					break
-				}
-			}
-			syncer.Close()
 			d := time.Since(start)
 			if rows != events {
 				b.Fatalf("decoded %d row changes, want %d", rows, events)
