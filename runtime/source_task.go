@@ -167,7 +167,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 	name := bs.cfg.Name
 	read := w.metrics.sourceRecords.WithLabelValues(name)
 	batchTime := w.metrics.batchSeconds.WithLabelValues(name, "source")
-	sizeHint := 512 // value buffer size: the last value's, plus headroom
+	var scratch []byte
 	for {
 		recs, err := src.Read(ctx)
 		if ctx.Err() != nil {
@@ -178,7 +178,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 			return fmt.Errorf("reading source: %w", err)
 		}
 		start := time.Now()
-		msgs, pos, err := w.prepare(ctx, bs, recs, &sizeHint)
+		msgs, pos, err := w.prepare(ctx, bs, recs, &scratch)
 		if err != nil {
 			w.metrics.errors.WithLabelValues(name, "transform").Inc()
 			return err
@@ -208,7 +208,7 @@ func (w *Worker) sourceLoop(ctx context.Context, bs *builtSource, src cdc.Source
 // so the position still commits only once it is durable (tolerance all).
 // pos is the last non-nil position of recs: the resume point once all of
 // msgs are acknowledged.
-func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record, sizeHint *int) (msgs []kafka.Message, pos cdc.Position, err error) {
+func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record, scratch *[]byte) (msgs []kafka.Message, pos cdc.Position, err error) {
 	msgs = make([]kafka.Message, 0, len(recs)+len(recs)/8)
 	var newTopics []string
 	seen := map[string]bool{}
@@ -228,14 +228,13 @@ func (w *Worker) prepare(ctx context.Context, bs *builtSource, recs []cdc.Record
 			}
 		}
 		if !r.Tombstone {
-			// Encode straight into the message's own buffer, sized from the
-			// last value (one allocation, no copy; an outlier does not
-			// inflate every later buffer).
-			m.Value, err = appendValue(make([]byte, 0, *sizeHint), r)
+			// Encode into scratch, then copy into an exactly sized buffer:
+			// values stay in memory until Kafka acknowledges them.
+			*scratch, err = appendValue((*scratch)[:0], r)
 			if err != nil {
 				return m, fmt.Errorf("encoding value for %s: %w", r.Topic, err)
 			}
-			*sizeHint = len(m.Value) + 64
+			m.Value = append(make([]byte, 0, len(*scratch)), *scratch...)
 		}
 		for _, h := range r.Headers {
 			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
