@@ -371,11 +371,6 @@ sinks:
 	}
 }
 
-func testutil_Check(t *testing.T, out string, want []cdc.Record) {
-	t.Helper()
-	testutil.CheckAgainstModel(t, readLines(t, out), want, true)
-}
-
 func TestSchemasOptionWritesSchemaAndPayload(t *testing.T) {
 	t.Parallel()
 	b := kafkatest.Start(t, "")

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -421,10 +422,15 @@ func offsetsJSON(key offsets.Key, pos cdc.Position) string {
 	if pos == nil {
 		return `{"offsets":[]}`
 	}
-	part, _ := key.MarshalJSON()
-	// part is ["<connector>",{"server":"…"}]; Kafka Connect shows only the partition object.
-	obj := strings.TrimSuffix(string(part[strings.Index(string(part), ",")+1:]), "]")
-	return fmt.Sprintf(`{"offsets":[{"partition":%s,"offset":%s}]}`, obj, pos)
+	// Kafka Connect shows the source partition, not the whole offset key.
+	type entry struct {
+		Partition map[string]string `json:"partition"`
+		Offset    json.RawMessage   `json:"offset"`
+	}
+	out, _ := json.Marshal(struct {
+		Offsets []entry `json:"offsets"`
+	}{[]entry{{Partition: map[string]string{"server": key.Server}, Offset: json.RawMessage(pos)}}})
+	return string(out)
 }
 
 func cmdBroker(args []string, stdout, stderr io.Writer) int {
